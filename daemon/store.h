@@ -1,0 +1,129 @@
+/*
+ * store.h - the SQLite store: event journal, sessions, activations, outbox, track points
+ * and the persisted engine state.
+ *
+ * Durability. The database runs in WAL mode with synchronous=FULL. store_apply() commits
+ * one transaction per processed event: the journal row, every session and activation
+ * change, the outbox rows and the engine state, so a power cut leaves either all of an
+ * event or none of it. Fixes that cause no billing action are not committed one by one:
+ * store_track_add() buffers track points in memory (at most STORE_TRACK_BATCH) and
+ * store_flush() commits them with the engine state. The daemon flushes at least every
+ * track_flush_ms (config, default 30 s) and whenever the buffer is full, so a power cut
+ * loses at most that much track detail and motion state, never a billing record.
+ *
+ * Errors: functions return 0 or a negative errno-style code (-EIO for SQLite failures,
+ * -EINVAL for bad arguments, -ENOENT for nothing found, -ENOSPC when the disk is full)
+ * and, where an err buffer is given, a NUL-terminated message naming the path or table.
+ * store_strerror() names a code.
+ */
+#ifndef COVERD_STORE_H
+#define COVERD_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine.h"
+
+#define STORE_TRACK_BATCH 256
+#define STORE_SCHEMA_VERSION 1   /* raised by each forward-only migration */
+
+struct store;
+
+enum store_mode { STORE_RW = 0, STORE_RO };
+
+/*
+ * Opens (creating when RW and missing) the database at path, runs PRAGMA quick_check and,
+ * when RW, the pending migrations in one transaction each. A garbage, truncated or newer-
+ * schema file gives -EIO / -EPROTO with err naming the path and the reason. *out is set
+ * only on success; free with store_close().
+ */
+int store_open(struct store **out, const char *path, enum store_mode mode,
+               char *err, size_t errlen);
+/* Flushes buffered track points (with the last state given to store_apply/flush), closes. */
+void store_close(struct store *st);
+const char *store_strerror(int code);
+
+/* Loads the persisted engine state. 0, -ENOENT when none was ever saved, -EIO. */
+int store_load_state(struct store *st, struct engine_state *out);
+
+/*
+ * One transaction for one processed event: journals ev (with its source, "replay",
+ * "ipc", "gpsd", "timer", and the raw JSON when given, else a normalised form), records
+ * each action (sessions, activations with the journal id as the opening or closing event,
+ * outbox rows for activation opened / closed / voided records with the next per-device
+ * sequence number), writes any buffered track points and saves state. A rejected event is
+ * journaled with its reason. Returns 0 or a negative code; on failure nothing is written.
+ */
+int store_apply(struct store *st, const struct engine_config *cfg,
+                const struct engine_event *ev, const char *source, const char *raw_json,
+                const struct engine_state *state, const struct engine_actions *acts);
+
+/* Buffers one track point (session id from state). Flushes itself when the buffer fills. */
+int store_track_add(struct store *st, const struct engine_state *state, int64_t t_ms,
+                    const struct engine_fix *fix);
+/* Commits buffered track points and the engine state in one transaction. */
+int store_flush(struct store *st, const struct engine_state *state);
+size_t store_track_pending(const struct store *st);
+
+/* Counters kept in the database (table counters), e.g. "rejected.out_of_order",
+ * "ipc.malformed", "scenario.bad_line". store_count_add is its own transaction. */
+int store_count_add(struct store *st, const char *name, int64_t delta);
+/* Calls cb for each counter; stops and returns cb's value when it is non-zero. */
+int store_counters(struct store *st, int (*cb)(void *ctx, const char *name, int64_t value),
+                   void *ctx);
+
+/* Read side: rows as the CLI and the socket show them. Strings are valid during cb. */
+struct store_session_row {
+	const char *id, *policy_id, *driver_id, *vehicle_id, *trigger, *end_reason;
+	int64_t start_ms, end_ms;        /* end_ms 0 while open */
+	bool open;
+	int n_activations;               /* not voided */
+};
+struct store_activation_row {
+	const char *id, *session_id, *policy_id, *driver_id, *vehicle_id, *status, *end_reason,
+	    *time_quality, *open_rule, *close_rule;
+	int index, revision, jobs;
+	int64_t start_ms, end_ms;        /* end_ms 0 while open */
+	double distance_m;
+	int64_t moving_ms;
+	struct engine_pos start_pos, end_pos;
+	uint32_t anomalies;
+	int64_t open_event_id, close_event_id;   /* journal ids; 0 if none */
+};
+struct store_event_row {
+	int64_t id, t_ms;
+	const char *source, *type, *json, *status, *reason;
+};
+
+int store_sessions(struct store *st, int (*cb)(void *ctx, const struct store_session_row *r),
+                   void *ctx);
+/* session_id NULL for all sessions; ordered by start and index. */
+int store_activations(struct store *st, const char *session_id,
+                      int (*cb)(void *ctx, const struct store_activation_row *r), void *ctx);
+int store_activation_get(struct store *st, const char *id,
+                         int (*cb)(void *ctx, const struct store_activation_row *r), void *ctx);
+/* The journal row with this id. -ENOENT when absent. */
+int store_event_get(struct store *st, int64_t id,
+                    int (*cb)(void *ctx, const struct store_event_row *r), void *ctx);
+
+/* Outbox: rows in sequence order from after_seq; delivered rows are skipped. */
+struct store_outbox_row {
+	int64_t seq;
+	const char *kind, *record_id;
+	int revision;
+	const char *payload;
+	size_t payload_len;
+	int64_t created_ms;
+};
+int store_outbox_next(struct store *st, int64_t after_seq, int limit,
+                      int (*cb)(void *ctx, const struct store_outbox_row *r), void *ctx);
+/* Marks every row with seq <= upto delivered (cumulative ack). Idempotent. */
+int store_outbox_ack(struct store *st, int64_t upto, int64_t now_ms);
+/* Depth (undelivered rows) and created_ms of the oldest undelivered row (0 when none). */
+int store_outbox_depth(struct store *st, int64_t *depth, int64_t *oldest_ms);
+
+/* SELECT 1 against the database: the health check's touch. 0 or -EIO. */
+int store_ping(struct store *st);
+
+#endif
