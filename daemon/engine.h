@@ -56,7 +56,7 @@
 #define ENGINE_SESSION_ID_MAX 96
 #define ENGINE_ACT_ID_MAX 104
 #define ENGINE_MAX_ACTS 48    /* activations per session: max_session / unit <= this */
-#define ENGINE_MAX_ACTIONS 160
+#define ENGINE_MAX_ACTIONS 256  /* worst case: 2 per hour boundary + 1 per activation on close + 4 */
 
 enum engine_trigger { TRIGGER_JOB = 0, TRIGGER_ONLINE, TRIGGER_MOTION };
 
@@ -215,8 +215,23 @@ enum engine_rule {
 	RULE_POLICY_REVOKED, RULE_END_COMMAND, RULE_PRIVATE, RULE_BACKDATED_END,
 };
 
+/*
+ * The session an action belongs to, as it stood when the action was made. One step can
+ * close one session and open the next (a deadline fires, then the event starts a new
+ * session), so the store must take session fields from here, not from the state.
+ */
+struct engine_session_ref {
+	char id[ENGINE_SESSION_ID_MAX];
+	uint64_t ordinal;
+	enum engine_trigger trigger;
+	int64_t start_ms, end_ms;          /* end_ms 0 while open */
+	enum engine_end_reason end_reason;
+	char policy_id[ENGINE_ID_MAX], driver_id[ENGINE_ID_MAX], vehicle_id[ENGINE_ID_MAX];
+};
+
 struct engine_action {
 	enum engine_action_type type;
+	struct engine_session_ref sess;   /* all but ACTION_REJECT, and TRACK without a session */
 	enum engine_rule rule;
 	int64_t at_ms;          /* the time the rule fired (a deadline or the event's time) */
 	enum engine_reject reject;

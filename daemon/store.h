@@ -107,13 +107,28 @@ int store_activation_get(struct store *st, const char *id,
 int store_event_get(struct store *st, int64_t id,
                     int (*cb)(void *ctx, const struct store_event_row *r), void *ctx);
 
+/*
+ * Outbox records. Each row's body is the record's JSON bytes, fixed at commit time and
+ * never rewritten, so a re-send is byte-identical: it carries "seq" (the per-device
+ * sequence number, 1, 2, 3, ...) and "prev_hash" (lowercase hex SHA-256 of the previous
+ * row's body; 64 zeros for seq 1), so the backend can see a gap or a rewrite. When a
+ * signer is set, sig holds its signature over exactly the body bytes, made in the same
+ * transaction; without one sig is empty (sig_len 0).
+ */
+typedef int (*store_sign_fn)(void *ctx, const unsigned char *body, size_t body_len,
+                             unsigned char *sig, size_t sig_cap, size_t *sig_len);
+#define STORE_SIG_MAX 160
+void store_set_signer(struct store *st, store_sign_fn fn, void *ctx);
+
 /* Outbox: rows in sequence order from after_seq; delivered rows are skipped. */
 struct store_outbox_row {
 	int64_t seq;
 	const char *kind, *record_id;
 	int revision;
-	const char *payload;
-	size_t payload_len;
+	const char *body;
+	size_t body_len;
+	const unsigned char *sig;
+	size_t sig_len;
 	int64_t created_ms;
 };
 int store_outbox_next(struct store *st, int64_t after_seq, int limit,

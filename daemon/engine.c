@@ -1,0 +1,728 @@
+/*
+ * engine.c - the cover session engine. See engine.h for the rules; this file keeps them
+ * in one place each: earliest_end() holds every session-ending deadline, apply_*() the
+ * effect of each event type, close_session() the backdating of activations.
+ */
+#include "engine.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#define NONE INT64_MIN
+
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+void engine_config_defaults(struct engine_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	snprintf(cfg->device_id, sizeof(cfg->device_id), "%s", "coverd-dev");
+	cfg->trigger = TRIGGER_JOB;
+	cfg->gap_end_ms = 10 * 60 * 1000;
+	cfg->idle_end_ms = 30 * 60 * 1000;
+	cfg->app_silence_ms = 5 * 60 * 1000;
+	cfg->max_session_ms = 16LL * 3600 * 1000;
+	cfg->min_cover_ms = 60 * 60 * 1000;
+	cfg->unit_ms = 60 * 60 * 1000;
+	cfg->move_speed_mps = 2.0;
+	cfg->max_eph_m = 50.0;
+	cfg->max_jump_mps = 90.0;
+	cfg->max_fix_gap_ms = 30 * 1000;
+}
+
+int engine_config_check(const struct engine_config *cfg, const char **why)
+{
+	const char *r = NULL;
+	size_t len = strnlen(cfg->device_id, sizeof(cfg->device_id));
+
+	if (len == 0 || len == sizeof(cfg->device_id))
+		r = "device id must be 1 to 47 characters";
+	for (size_t i = 0; r == NULL && i < len; i++) {
+		char c = cfg->device_id[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '_' || c == '.'))
+			r = "device id may hold only letters, digits, '-', '_' and '.' "
+			    "(it is part of MQTT topics and record ids)";
+	}
+	if (r == NULL && (cfg->trigger < TRIGGER_JOB || cfg->trigger > TRIGGER_MOTION))
+		r = "trigger must be job, online or motion";
+	else if (r == NULL && cfg->unit_ms < 60 * 1000)
+		r = "activation_length must be at least 1 minute";
+	else if (r == NULL && (cfg->gap_end_ms <= 0 || cfg->idle_end_ms <= 0 ||
+	                       cfg->app_silence_ms <= 0 || cfg->max_session_ms <= 0 ||
+	                       cfg->max_fix_gap_ms <= 0))
+		r = "durations must be positive";
+	else if (r == NULL && (cfg->min_cover_ms <= 0 || cfg->min_cover_ms > cfg->unit_ms))
+		/* With started-unit billing the first activation already bills a whole unit; a
+		 * larger minimum would bill units with no cover in them, which we refuse. */
+		r = "min_cover must be positive and at most activation_length";
+	else if (r == NULL && (cfg->max_session_ms + cfg->unit_ms - 1) / cfg->unit_ms > ENGINE_MAX_ACTS)
+		r = "max_session may span at most 48 activations";
+	else if (r == NULL && cfg->gap_end_ms >= cfg->max_session_ms)
+		r = "gap_end must be shorter than max_session";
+	else if (r == NULL && !(cfg->move_speed_mps > 0 && cfg->move_speed_mps < 100))
+		r = "move_speed must be in (0, 100) m/s";
+	else if (r == NULL && !(cfg->max_eph_m > 0 && isfinite(cfg->max_eph_m)))
+		r = "max_eph must be a positive number of metres";
+	else if (r == NULL && !(cfg->max_jump_mps > cfg->move_speed_mps && isfinite(cfg->max_jump_mps)))
+		r = "max_jump_speed must be finite and above move_speed";
+	if (r != NULL) {
+		if (why)
+			*why = r;
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void engine_state_init(struct engine_state *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->version = ENGINE_STATE_VERSION;
+	st->last_t_ms = NONE;
+	st->last_job_end_ms = NONE;
+	st->last_app_ms = NONE;
+	st->last_move_ms = NONE;
+	st->last_fix_ms = NONE;
+}
+
+/* ---- ids and names ---------------------------------------------------------------- */
+
+/* Civil date from days since 1970-01-01 (Howard Hinnant's algorithm); no libc time zone. */
+static void civil_from_days(int64_t z, int *y, int *m, int *d)
+{
+	z += 719468;
+	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+	int64_t doe = z - era * 146097;
+	int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	int64_t mp = (5 * doy + 2) / 153;
+	*d = (int)(doy - (153 * mp + 2) / 5 + 1);
+	*m = (int)(mp < 10 ? mp + 3 : mp - 9);
+	*y = (int)(yoe + era * 400 + (*m <= 2));
+}
+
+void engine_session_id(char *buf, size_t len, const char *device, int64_t start_ms, uint64_t ordinal)
+{
+	int64_t secs = start_ms >= 0 ? start_ms / 1000 : -((-start_ms + 999) / 1000);
+	int64_t days = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
+	int64_t sod = secs - days * 86400;
+	int y, m, d;
+
+	civil_from_days(days, &y, &m, &d);
+	snprintf(buf, len, "%s-%04d%02d%02dT%02d%02d%02dZ-%" PRIu64, device, y, m, d,
+	         (int)(sod / 3600), (int)(sod / 60 % 60), (int)(sod % 60), ordinal);
+}
+
+void engine_activation_id(char *buf, size_t len, const char *session_id, int index)
+{
+	snprintf(buf, len, "%s-%d", session_id, index);
+}
+
+const char *engine_end_reason_name(enum engine_end_reason r)
+{
+	static const char *const names[] = {
+		[END_NONE] = "none", [END_OFFLINE] = "offline", [END_GAP] = "gap_end",
+		[END_IDLE] = "idle_end", [END_APP_SILENCE] = "app_silence",
+		[END_MAX_SESSION] = "max_session", [END_POLICY_REVOKED] = "policy_revoked",
+		[END_COMMAND] = "end_cover", [END_PRIVATE] = "private", [END_HOUR] = "hour",
+		[END_VOID] = "void",
+	};
+	if ((unsigned)r < sizeof(names) / sizeof(names[0]) && names[r])
+		return names[r];
+	return "unknown";
+}
+
+const char *engine_rule_name(enum engine_rule r)
+{
+	static const char *const names[] = {
+		[RULE_NONE] = "none", [RULE_START_JOB] = "start_job",
+		[RULE_START_ONLINE] = "start_online", [RULE_START_MOTION] = "start_motion",
+		[RULE_HOUR_BOUNDARY] = "hour_boundary", [RULE_OFFLINE] = "offline",
+		[RULE_GAP_END] = "gap_end", [RULE_IDLE_END] = "idle_end",
+		[RULE_APP_SILENCE] = "app_silence", [RULE_MAX_SESSION] = "max_session",
+		[RULE_POLICY_REVOKED] = "policy_revoked", [RULE_END_COMMAND] = "end_cover",
+		[RULE_PRIVATE] = "private", [RULE_BACKDATED_END] = "backdated_end",
+	};
+	if ((unsigned)r < sizeof(names) / sizeof(names[0]) && names[r])
+		return names[r];
+	return "unknown";
+}
+
+const char *engine_reject_name(enum engine_reject r)
+{
+	switch (r) {
+	case REJECT_NONE: return "none";
+	case REJECT_OUT_OF_ORDER: return "out_of_order";
+	case REJECT_BAD_FIX: return "bad_fix";
+	case REJECT_BAD_EVENT: return "bad_event";
+	}
+	return "unknown";
+}
+
+static const char *const trigger_names[] = { "job", "online", "motion" };
+static const char *const app_names[] = {
+	[APP_ONLINE] = "online", [APP_OFFLINE] = "offline", [APP_JOB_ACCEPTED] = "job_accepted",
+	[APP_JOB_PICKED_UP] = "job_picked_up", [APP_JOB_DELIVERED] = "job_delivered",
+	[APP_JOB_CANCELLED] = "job_cancelled", [APP_HEARTBEAT] = "heartbeat",
+	[APP_PRIVATE_ON] = "private_on", [APP_PRIVATE_OFF] = "private_off",
+};
+static const char *const tq_names[] = { "gnss", "ntp", "rtc", "unsynced" };
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+const char *engine_trigger_name(enum engine_trigger t)
+{
+	return (unsigned)t < NELEM(trigger_names) ? trigger_names[t] : "unknown";
+}
+
+const char *engine_app_event_name(enum engine_app_event e)
+{
+	return (unsigned)e < NELEM(app_names) ? app_names[e] : "unknown";
+}
+
+const char *engine_tq_name(enum engine_time_quality q)
+{
+	return (unsigned)q < NELEM(tq_names) ? tq_names[q] : "unknown";
+}
+
+static int parse_name(const char *const *names, size_t n, const char *name, int *out)
+{
+	if (name == NULL)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (names[i] && strcmp(names[i], name) == 0) {
+			*out = (int)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+int engine_app_event_parse(const char *name, enum engine_app_event *out)
+{
+	int v, rc = parse_name(app_names, NELEM(app_names), name, &v);
+	if (rc == 0)
+		*out = (enum engine_app_event)v;
+	return rc;
+}
+
+int engine_trigger_parse(const char *name, enum engine_trigger *out)
+{
+	int v, rc = parse_name(trigger_names, NELEM(trigger_names), name, &v);
+	if (rc == 0)
+		*out = (enum engine_trigger)v;
+	return rc;
+}
+
+int engine_tq_parse(const char *name, enum engine_time_quality *out)
+{
+	int v, rc = parse_name(tq_names, NELEM(tq_names), name, &v);
+	if (rc == 0)
+		*out = (enum engine_time_quality)v;
+	return rc;
+}
+
+double engine_distance_m(double lat1, double lon1, double lat2, double lon2)
+{
+	const double r = 6371008.8, rad = M_PI / 180.0;
+	double dlat = (lat2 - lat1) * rad, dlon = (lon2 - lon1) * rad;
+	double a = sin(dlat / 2) * sin(dlat / 2) +
+	           cos(lat1 * rad) * cos(lat2 * rad) * sin(dlon / 2) * sin(dlon / 2);
+	if (a > 1.0)
+		a = 1.0;
+	return 2.0 * r * atan2(sqrt(a), sqrt(1.0 - a));
+}
+
+/* ---- actions ---------------------------------------------------------------------- */
+
+static void session_ref(const struct engine_session *s, struct engine_session_ref *ref)
+{
+	memcpy(ref->id, s->id, sizeof(ref->id));
+	ref->ordinal = s->ordinal;
+	ref->trigger = s->trigger;
+	ref->start_ms = s->start_ms;
+	ref->end_ms = s->open ? 0 : s->end_ms;
+	ref->end_reason = s->open ? END_NONE : s->end_reason;
+	memcpy(ref->policy_id, s->policy_id, sizeof(ref->policy_id));
+	memcpy(ref->driver_id, s->driver_id, sizeof(ref->driver_id));
+	memcpy(ref->vehicle_id, s->vehicle_id, sizeof(ref->vehicle_id));
+}
+
+static struct engine_action *push(const struct engine_state *st, struct engine_actions *out,
+                                  enum engine_action_type type, enum engine_rule rule,
+                                  int64_t at_ms)
+{
+	/* The bound is structural (see ENGINE_MAX_ACTIONS); reaching it would mean a bug. */
+	if (out->n >= ENGINE_MAX_ACTIONS)
+		return NULL;
+	struct engine_action *a = &out->a[out->n++];
+	memset(a, 0, sizeof(*a));
+	a->type = type;
+	a->rule = rule;
+	a->at_ms = at_ms;
+	if (st->s.ordinal > 0)
+		session_ref(&st->s, &a->sess);
+	return a;
+}
+
+static void push_act(const struct engine_state *st, struct engine_actions *out,
+                     enum engine_action_type type, enum engine_rule rule, int64_t at_ms,
+                     const struct engine_activation *act)
+{
+	struct engine_action *a = push(st, out, type, rule, at_ms);
+	if (a)
+		a->act = *act;
+}
+
+/* ---- session mechanics ------------------------------------------------------------ */
+
+static struct engine_pos current_pos(const struct engine_config *cfg,
+                                     const struct engine_state *st, int64_t t)
+{
+	struct engine_pos p = { 0, 0, false };
+	if (st->have_fix && t - st->last_fix_ms <= cfg->max_fix_gap_ms) {
+		p.lat = st->last_fix.lat;
+		p.lon = st->last_fix.lon;
+		p.valid = true;
+	}
+	return p;
+}
+
+static void open_activation(const struct engine_config *cfg, struct engine_state *st,
+                            struct engine_actions *out, int64_t start, enum engine_rule rule,
+                            const struct engine_event *ev)
+{
+	struct engine_session *s = &st->s;
+	struct engine_activation *a = &s->acts[s->n_acts];
+
+	memset(a, 0, sizeof(*a));
+	a->index = s->n_acts;
+	a->status = ACT_OPEN;
+	a->revision = 1;
+	a->start_ms = start;
+	a->start_pos = current_pos(cfg, st, start);
+	a->tq = ev->tq;
+	s->n_acts++;
+	push_act(st, out, ACTION_ACT_OPEN, rule, start, a);
+}
+
+static void open_session(const struct engine_config *cfg, struct engine_state *st,
+                         struct engine_actions *out, const struct engine_event *ev,
+                         enum engine_rule rule)
+{
+	struct engine_session *s = &st->s;
+
+	memset(s, 0, sizeof(*s));
+	s->open = true;
+	s->ordinal = ++st->sessions_total;
+	s->trigger = cfg->trigger;
+	s->start_ms = ev->t_ms;
+	memcpy(s->policy_id, st->policy.policy_id, sizeof(s->policy_id));
+	memcpy(s->driver_id, st->policy.driver_id, sizeof(s->driver_id));
+	memcpy(s->vehicle_id, st->policy.vehicle_id, sizeof(s->vehicle_id));
+	engine_session_id(s->id, sizeof(s->id), cfg->device_id, s->start_ms, s->ordinal);
+	push(st, out, ACTION_SESSION_OPEN, rule, ev->t_ms);
+	open_activation(cfg, st, out, s->start_ms, rule, ev);
+}
+
+static struct engine_activation *current_act(struct engine_state *st)
+{
+	if (!st->s.open || st->s.n_acts == 0)
+		return NULL;
+	struct engine_activation *a = &st->s.acts[st->s.n_acts - 1];
+	return a->status == ACT_OPEN ? a : NULL;
+}
+
+/*
+ * Ends the session at end (clamped to its start), detected at `at`. Activations that
+ * start at or after the end (other than the first, which carries min_cover) are voided
+ * by a new revision; a closed activation reaching past the end is closed again.
+ */
+static void close_session(const struct engine_config *cfg, struct engine_state *st,
+                          struct engine_actions *out, int64_t end,
+                          enum engine_end_reason reason, enum engine_rule rule, int64_t at)
+{
+	struct engine_session *s = &st->s;
+
+	end = max64(end, s->start_ms);
+	s->open = false;
+	s->end_ms = end;
+	s->end_reason = reason;
+	for (int j = 0; j < s->n_acts; j++) {
+		struct engine_activation *a = &s->acts[j];
+		if (a->status == ACT_VOID)
+			continue;
+		if (j > 0 && a->start_ms >= end) {
+			a->status = ACT_VOID;
+			a->revision++;
+			a->end_ms = a->start_ms;
+			a->end_reason = END_VOID;
+			push_act(st, out, ACTION_ACT_VOID, RULE_BACKDATED_END, at, a);
+		} else if (a->status == ACT_OPEN) {
+			a->status = ACT_CLOSED;
+			a->revision++;
+			a->end_ms = min64(a->start_ms + cfg->unit_ms, end);
+			a->end_reason = reason;
+			a->end_pos = current_pos(cfg, st, at);
+			push_act(st, out, ACTION_ACT_CLOSE, rule, at, a);
+		} else if (a->end_ms > end) {
+			a->revision++;
+			a->end_ms = end;
+			a->end_reason = reason;
+			push_act(st, out, ACTION_ACT_CLOSE, RULE_BACKDATED_END, at, a);
+		}
+	}
+	push(st, out, ACTION_SESSION_CLOSE, rule, at);
+}
+
+/* The next hour boundary of the open session: the start of the next activation. */
+static int64_t next_boundary(const struct engine_config *cfg, const struct engine_state *st)
+{
+	return st->s.start_ms + (int64_t)st->s.n_acts * cfg->unit_ms;
+}
+
+struct pending_end {
+	int64_t at;      /* when the rule fires */
+	int64_t end;     /* when the session ends (the condition's beginning) */
+	enum engine_end_reason reason;
+	enum engine_rule rule;
+};
+
+static void consider(struct pending_end *p, bool *found, int64_t at, int64_t end,
+                     enum engine_end_reason reason, enum engine_rule rule)
+{
+	if (!*found || at < p->at) {
+		p->at = at;
+		p->end = end;
+		p->reason = reason;
+		p->rule = rule;
+		*found = true;
+	}
+}
+
+/* The earliest session-ending deadline of the open session; the rules of engine.h. */
+static bool earliest_end(const struct engine_config *cfg, const struct engine_state *st,
+                         struct pending_end *p)
+{
+	const struct engine_session *s = &st->s;
+	bool found = false;
+
+	if (!s->open)
+		return false;
+	consider(p, &found, s->start_ms + cfg->max_session_ms, s->start_ms + cfg->max_session_ms,
+	         END_MAX_SESSION, RULE_MAX_SESSION);
+	if (s->trigger == TRIGGER_JOB && st->jobs_active == 0 && st->last_job_end_ms != NONE) {
+		int64_t g = st->last_job_end_ms + cfg->gap_end_ms;
+		/* The gap rule is judged only while the app is alive; once it is silent,
+		 * telematics decides (the silence rule below). */
+		if (st->last_app_ms == NONE || g < st->last_app_ms + cfg->app_silence_ms)
+			consider(p, &found, g, st->last_job_end_ms, END_GAP, RULE_GAP_END);
+	}
+	if (s->trigger != TRIGGER_MOTION && st->last_app_ms != NONE) {
+		int64_t at = st->last_app_ms + cfg->app_silence_ms;
+		int64_t end = st->last_app_ms;
+		if (st->last_move_ms != NONE) {
+			at = max64(at, st->last_move_ms + cfg->gap_end_ms);
+			end = max64(end, st->last_move_ms);
+		}
+		consider(p, &found, at, end, END_APP_SILENCE, RULE_APP_SILENCE);
+	}
+	if (s->trigger != TRIGGER_JOB && st->jobs_active == 0) {
+		int64_t base = max64(s->start_ms, max64(st->last_move_ms, st->last_job_end_ms));
+		consider(p, &found, base + cfg->idle_end_ms, base, END_IDLE, RULE_IDLE_END);
+	}
+	return found;
+}
+
+int64_t engine_next_deadline(const struct engine_config *cfg, const struct engine_state *st)
+{
+	struct pending_end p;
+
+	if (!st->s.open)
+		return INT64_MAX;
+	int64_t d = next_boundary(cfg, st);
+	if (earliest_end(cfg, st, &p))
+		d = min64(d, p.at);
+	return d;
+}
+
+/*
+ * Fires every deadline before `limit` (inclusive when `inclusive`), in time order. An end
+ * rule wins over an hour boundary at the same time, so no hour opens in a session that
+ * has already ended at that moment.
+ */
+static void fire_deadlines(const struct engine_config *cfg, struct engine_state *st,
+                           struct engine_actions *out, const struct engine_event *ev,
+                           int64_t limit, bool inclusive)
+{
+	while (st->s.open) {
+		struct pending_end p;
+		bool have_end = earliest_end(cfg, st, &p);
+		int64_t h = next_boundary(cfg, st);
+		int64_t d = have_end ? min64(p.at, h) : h;
+
+		if (inclusive ? d > limit : d >= limit)
+			return;
+		/* A deadline made pending by the event itself may lie before the last event;
+		 * it is detected now, at the last event's time. */
+		int64_t at = st->last_t_ms != NONE ? max64(d, st->last_t_ms) : d;
+		if (have_end && p.at <= h) {
+			close_session(cfg, st, out, p.end, p.reason, p.rule, at);
+			return;
+		}
+		struct engine_activation *a = current_act(st);
+		if (a) {
+			a->status = ACT_CLOSED;
+			a->revision++;
+			a->end_ms = h;
+			a->end_reason = END_HOUR;
+			a->end_pos = current_pos(cfg, st, h);
+			push_act(st, out, ACTION_ACT_CLOSE, RULE_HOUR_BOUNDARY, at, a);
+		}
+		if (st->s.n_acts >= ENGINE_MAX_ACTS) {
+			/* engine_config_check keeps max_session within ENGINE_MAX_ACTS units, so
+			 * this is unreachable; end the session rather than overrun the array. */
+			close_session(cfg, st, out, h, END_MAX_SESSION, RULE_MAX_SESSION, at);
+			return;
+		}
+		open_activation(cfg, st, out, h, RULE_HOUR_BOUNDARY, ev);
+	}
+}
+
+/* ---- events ----------------------------------------------------------------------- */
+
+static bool fix_valid(const struct engine_fix *f)
+{
+	if (!isfinite(f->lat) || !isfinite(f->lon) || f->lat < -90 || f->lat > 90 ||
+	    f->lon < -180 || f->lon > 180)
+		return false;
+	if (f->mode < 1 || f->mode > 3)
+		return false;
+	if (!isnan(f->speed_mps) && !(isfinite(f->speed_mps) && f->speed_mps >= 0))
+		return false;
+	if (!isnan(f->eph_m) && !(isfinite(f->eph_m) && f->eph_m >= 0))
+		return false;
+	if (!isnan(f->course_deg) && !isfinite(f->course_deg))
+		return false;
+	return true;
+}
+
+static bool can_start(const struct engine_state *st)
+{
+	return !st->s.open && st->has_policy && !st->private_mode;
+}
+
+static void apply_fix(const struct engine_config *cfg, struct engine_state *st,
+                      struct engine_actions *out, const struct engine_event *ev)
+{
+	const struct engine_fix *f = &ev->u.fix;
+	bool usable = f->mode >= 2 && (isnan(f->eph_m) || f->eph_m <= cfg->max_eph_m);
+
+	if (!usable)
+		return;
+	bool recent = st->have_fix && ev->t_ms - st->last_fix_ms <= cfg->max_fix_gap_ms;
+	int64_t dt = st->have_fix ? ev->t_ms - st->last_fix_ms : 0;
+	double dist = st->have_fix ?
+	    engine_distance_m(st->last_fix.lat, st->last_fix.lon, f->lat, f->lon) : 0.0;
+	double speed = f->speed_mps;
+	bool jump = false;
+
+	if (st->have_fix && dist > 0) {
+		/* Implied speed; a same-millisecond fix that moved is judged over 1 s. */
+		double implied = dist / ((double)max64(dt, 1000) / 1000.0);
+		jump = implied > cfg->max_jump_mps;
+		if (isnan(speed) && recent && !jump && dt > 0)
+			speed = implied;
+	}
+	bool moving = !isnan(speed) && speed >= cfg->move_speed_mps && !jump;
+
+	struct engine_activation *a = current_act(st);
+	if (a) {
+		if (jump)
+			a->anomalies |= ANOM_POSITION_JUMP;
+		else if (recent)
+			a->distance_m += dist;
+		if (recent && moving && st->last_fix_moving)
+			a->moving_ms += dt;
+	}
+	st->have_fix = true;
+	st->last_fix_ms = ev->t_ms;
+	st->last_fix = *f;
+	st->last_fix.speed_mps = speed;
+	st->last_fix_moving = moving;
+	if (moving)
+		st->last_move_ms = ev->t_ms;
+
+	if (cfg->trigger == TRIGGER_MOTION && moving && st->ignition_on && can_start(st))
+		open_session(cfg, st, out, ev, RULE_START_MOTION);
+	if (st->s.open) {
+		struct engine_action *t = push(st, out, ACTION_TRACK, RULE_NONE, ev->t_ms);
+		if (t)
+			t->fix = st->last_fix;
+	}
+}
+
+static void end_now(const struct engine_config *cfg, struct engine_state *st,
+                    struct engine_actions *out, int64_t t, enum engine_end_reason reason,
+                    enum engine_rule rule)
+{
+	if (st->s.open)
+		close_session(cfg, st, out, t, reason, rule, t);
+}
+
+static void apply_app(const struct engine_config *cfg, struct engine_state *st,
+                      struct engine_actions *out, const struct engine_event *ev)
+{
+	int64_t t = ev->t_ms;
+	bool was_silent = st->last_app_ms != NONE && t >= st->last_app_ms + cfg->app_silence_ms;
+
+	/* The app is back after a silence in which telematics kept the session alive: with
+	 * no job in progress the gap_end grace counts from its return, not from a delivery
+	 * made before the silence (that would void hours the driver was working). */
+	if (was_silent && st->s.open && st->jobs_active == 0 && st->last_job_end_ms != NONE)
+		st->last_job_end_ms = max64(st->last_job_end_ms, t);
+	st->last_app_ms = t;
+
+	switch (ev->u.app) {
+	case APP_ONLINE:
+		st->online = true;
+		if (cfg->trigger == TRIGGER_ONLINE && can_start(st))
+			open_session(cfg, st, out, ev, RULE_START_ONLINE);
+		break;
+	case APP_OFFLINE:
+		st->online = false;
+		st->jobs_active = 0;
+		end_now(cfg, st, out, t, END_OFFLINE, RULE_OFFLINE);
+		break;
+	case APP_JOB_ACCEPTED:
+		if (cfg->trigger == TRIGGER_JOB && st->online && can_start(st))
+			open_session(cfg, st, out, ev, RULE_START_JOB);
+		st->jobs_active++;
+		if (current_act(st))
+			current_act(st)->jobs++;
+		break;
+	case APP_JOB_PICKED_UP:
+		/* A pickup proves a job in progress even if its acceptance was missed. */
+		if (st->jobs_active == 0)
+			st->jobs_active = 1;
+		break;
+	case APP_JOB_DELIVERED:
+	case APP_JOB_CANCELLED:
+		if (st->jobs_active > 0)
+			st->jobs_active--;
+		if (st->jobs_active == 0)
+			st->last_job_end_ms = t;
+		break;
+	case APP_HEARTBEAT:
+		break;
+	case APP_PRIVATE_ON:
+		st->private_mode = true;
+		end_now(cfg, st, out, t, END_PRIVATE, RULE_PRIVATE);
+		break;
+	case APP_PRIVATE_OFF:
+		st->private_mode = false;
+		break;
+	}
+}
+
+static bool event_valid(const struct engine_event *ev)
+{
+	if ((unsigned)ev->tq > TQ_UNSYNCED)
+		return false;
+	switch (ev->type) {
+	case COV_EV_TICK:
+		return true;
+	case COV_EV_APP:
+		return (unsigned)ev->u.app <= APP_PRIVATE_OFF;
+	case COV_EV_FIX:
+		return true;   /* checked by fix_valid, with its own reason */
+	case COV_EV_POLICY:
+		return !ev->u.policy.assign ||
+		       (ev->u.policy.policy_id[0] != '\0' &&
+		        memchr(ev->u.policy.policy_id, '\0', ENGINE_ID_MAX) != NULL &&
+		        memchr(ev->u.policy.driver_id, '\0', ENGINE_ID_MAX) != NULL &&
+		        memchr(ev->u.policy.vehicle_id, '\0', ENGINE_ID_MAX) != NULL);
+	case COV_EV_IGNITION:
+		return true;
+	case COV_EV_POWER:
+		return (unsigned)ev->u.power <= POWER_RESTORED;
+	case COV_EV_CMD:
+		return ev->u.cmd == CMD_END_COVER;
+	}
+	return false;
+}
+
+static int reject(struct engine_state *st, struct engine_actions *out, const struct engine_event *ev,
+                  enum engine_reject why)
+{
+	st->rejected_total++;
+	struct engine_action *a = push(st, out, ACTION_REJECT, RULE_NONE, ev->t_ms);
+	if (a) {
+		a->reject = why;
+		memset(&a->sess, 0, sizeof(a->sess));
+	}
+	return (int)why;
+}
+
+int engine_step(const struct engine_config *cfg, struct engine_state *st,
+                const struct engine_event *ev, struct engine_actions *out)
+{
+	out->n = 0;
+	if (st->started && ev->t_ms < st->last_t_ms)
+		return reject(st, out, ev, REJECT_OUT_OF_ORDER);
+	if (!event_valid(ev))
+		return reject(st, out, ev, REJECT_BAD_EVENT);
+	if (ev->type == COV_EV_FIX && !fix_valid(&ev->u.fix))
+		return reject(st, out, ev, REJECT_BAD_FIX);
+
+	fire_deadlines(cfg, st, out, ev, ev->t_ms, false);
+	st->started = true;
+	st->last_t_ms = ev->t_ms;
+
+	struct engine_activation *a = current_act(st);
+	if (a) {
+		a->anomalies |= ev->anomalies;
+		if (ev->tq > a->tq)
+			a->tq = ev->tq;
+	}
+
+	switch (ev->type) {
+	case COV_EV_TICK:
+		break;
+	case COV_EV_APP:
+		apply_app(cfg, st, out, ev);
+		break;
+	case COV_EV_FIX:
+		apply_fix(cfg, st, out, ev);
+		break;
+	case COV_EV_POLICY:
+		if (ev->u.policy.assign) {
+			st->policy = ev->u.policy;
+			st->has_policy = true;
+		} else {
+			st->has_policy = false;
+			end_now(cfg, st, out, ev->t_ms, END_POLICY_REVOKED, RULE_POLICY_REVOKED);
+		}
+		break;
+	case COV_EV_IGNITION:
+		st->ignition_on = ev->u.ignition_on;
+		break;
+	case COV_EV_POWER:
+		/* Power events are journaled; a shutdown leaves the session open so that the
+		 * next start resumes it (invariant 7). */
+		break;
+	case COV_EV_CMD:
+		end_now(cfg, st, out, ev->t_ms, END_COMMAND, RULE_END_COMMAND);
+		break;
+	}
+	/* A session opened by this event takes its anomalies too. */
+	a = current_act(st);
+	if (a)
+		a->anomalies |= ev->anomalies;
+
+	fire_deadlines(cfg, st, out, ev, ev->t_ms, true);
+	return 0;
+}
