@@ -32,4 +32,14 @@ int evjson_parse_time(const char *s, int64_t *ms_out);
 void evjson_format_time(int64_t ms, char *buf, size_t len);
 #define EVJSON_TIME_MAX 32
 
+/* The longest line evjson_parse() accepts, in bytes (docs/ipc.md, docs/scenario-format.md). */
+#define EVJSON_LINE_MAX 65536
+
+/*
+ * Returns 1 when a scenario line carries no event: empty, only white space, or a comment
+ * whose first non-blank character is '#'. The replay reader skips such lines; the socket
+ * does not use this (every request gets a reply).
+ */
+int evjson_skip_line(const char *line, size_t len);
+
 #endif
