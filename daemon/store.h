@@ -26,7 +26,7 @@
 #include "engine.h"
 
 #define STORE_TRACK_BATCH 256
-#define STORE_SCHEMA_VERSION 1   /* raised by each forward-only migration */
+#define STORE_SCHEMA_VERSION 2   /* raised by each forward-only migration */
 
 struct store;
 
@@ -43,6 +43,8 @@ int store_open(struct store **out, const char *path, enum store_mode mode,
 /* Flushes buffered track points (with the last state given to store_apply/flush), closes. */
 void store_close(struct store *st);
 const char *store_strerror(int code);
+/* The message of the last failure on st (naming the path and table), "" when none. */
+const char *store_errmsg(const struct store *st);
 
 /* Loads the persisted engine state. 0, -ENOENT when none was ever saved, -EIO. */
 int store_load_state(struct store *st, struct engine_state *out);
@@ -58,6 +60,8 @@ int store_load_state(struct store *st, struct engine_state *out);
 int store_apply(struct store *st, const struct engine_config *cfg,
                 const struct engine_event *ev, const char *source, const char *raw_json,
                 const struct engine_state *state, const struct engine_actions *acts);
+/* The journal id of the event the last successful store_apply() wrote (0 before any). */
+int64_t store_last_event_id(const struct store *st);
 
 /* Buffers one track point (session id from state). Flushes itself when the buffer fills. */
 int store_track_add(struct store *st, const struct engine_state *state, int64_t t_ms,
@@ -65,6 +69,16 @@ int store_track_add(struct store *st, const struct engine_state *state, int64_t 
 /* Commits buffered track points and the engine state in one transaction. */
 int store_flush(struct store *st, const struct engine_state *state);
 size_t store_track_pending(const struct store *st);
+/*
+ * Calls cb for each stored track point of session_id (NULL: every session), in the order
+ * they were flushed. Positions come back to 1e-7 degree, speed to 1 cm/s, course to
+ * 0.01 degree and eph to 0.1 m; unknown values as NaN. Stops and returns cb's value when
+ * it is non-zero.
+ */
+int store_track(struct store *st, const char *session_id,
+                int (*cb)(void *ctx, const char *session_id, int64_t t_ms,
+                          const struct engine_fix *fix),
+                void *ctx);
 
 /* Counters kept in the database (table counters), e.g. "rejected.out_of_order",
  * "ipc.malformed", "scenario.bad_line". store_count_add is its own transaction. */
