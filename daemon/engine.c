@@ -336,6 +336,52 @@ static struct engine_activation *current_act(struct engine_state *st)
 	return a->status == ACT_OPEN ? a : NULL;
 }
 
+static void snap_take(const struct engine_config *cfg, const struct engine_state *st,
+                      struct engine_snap *snap, int64_t t)
+{
+	const struct engine_session *s = &st->s;
+
+	memset(snap, 0, sizeof(*snap));
+	if (!s->open || s->n_acts == 0)
+		return;
+	const struct engine_activation *a = &s->acts[s->n_acts - 1];
+	snap->valid = true;
+	snap->index = a->index;
+	snap->distance_m = a->distance_m;
+	snap->moving_ms = a->moving_ms;
+	snap->pos = current_pos(cfg, st, t);
+}
+
+/* The snapshot taken at the moment a backdated end refers to, or NULL. */
+static const struct engine_snap *snap_for(const struct engine_state *st, enum engine_end_reason reason,
+                                          int64_t end)
+{
+	const struct engine_snap *c[3] = { NULL, NULL, NULL };
+	const int64_t at[3] = { st->last_job_end_ms, st->last_app_ms, st->last_move_ms };
+
+	if (reason == END_GAP) {
+		c[0] = &st->snap_job;
+	} else if (reason == END_APP_SILENCE) {
+		c[1] = &st->snap_app;
+		c[2] = &st->snap_move;
+	} else if (reason == END_IDLE) {
+		c[0] = &st->snap_job;
+		c[2] = &st->snap_move;
+	}
+	for (int i = 0; i < 3; i++)
+		if (c[i] && c[i]->valid && at[i] == end)
+			return c[i];
+	return NULL;
+}
+
+static void restore_snap(struct engine_activation *a, const struct engine_snap *snap)
+{
+	a->distance_m = snap->distance_m;
+	a->moving_ms = snap->moving_ms;
+	if (snap->pos.valid)
+		a->end_pos = snap->pos;
+}
+
 /*
  * Ends the session at end (clamped to its start), detected at `at`. Activations that
  * start at or after the end (other than the first, which carries min_cover) are voided
@@ -348,6 +394,7 @@ static void close_session(const struct engine_config *cfg, struct engine_state *
 	struct engine_session *s = &st->s;
 
 	end = max64(end, s->start_ms);
+	const struct engine_snap *snap = end < at ? snap_for(st, reason, end) : NULL;
 	s->open = false;
 	s->end_ms = end;
 	s->end_reason = reason;
@@ -367,11 +414,15 @@ static void close_session(const struct engine_config *cfg, struct engine_state *
 			a->end_ms = min64(a->start_ms + cfg->unit_ms, end);
 			a->end_reason = reason;
 			a->end_pos = current_pos(cfg, st, at);
+			if (snap && snap->index == j)
+				restore_snap(a, snap);
 			push_act(st, out, ACTION_ACT_CLOSE, rule, at, a);
 		} else if (a->end_ms > end) {
 			a->revision++;
 			a->end_ms = end;
 			a->end_reason = reason;
+			if (snap && snap->index == j)
+				restore_snap(a, snap);
 			push_act(st, out, ACTION_ACT_CLOSE, RULE_BACKDATED_END, at, a);
 		}
 	}
@@ -553,8 +604,10 @@ static void apply_fix(const struct engine_config *cfg, struct engine_state *st,
 	st->last_fix = *f;
 	st->last_fix.speed_mps = speed;
 	st->last_fix_moving = moving;
-	if (moving)
+	if (moving) {
 		st->last_move_ms = ev->t_ms;
+		snap_take(cfg, st, &st->snap_move, ev->t_ms);
+	}
 
 	if (cfg->trigger == TRIGGER_MOTION && moving && st->ignition_on && can_start(st))
 		open_session(cfg, st, out, ev, RULE_START_MOTION);
@@ -582,9 +635,12 @@ static void apply_app(const struct engine_config *cfg, struct engine_state *st,
 	/* The app is back after a silence in which telematics kept the session alive: with
 	 * no job in progress the gap_end grace counts from its return, not from a delivery
 	 * made before the silence (that would void hours the driver was working). */
-	if (was_silent && st->s.open && st->jobs_active == 0 && st->last_job_end_ms != NONE)
+	if (was_silent && st->s.open && st->jobs_active == 0 && st->last_job_end_ms != NONE) {
 		st->last_job_end_ms = max64(st->last_job_end_ms, t);
+		snap_take(cfg, st, &st->snap_job, t);
+	}
 	st->last_app_ms = t;
+	snap_take(cfg, st, &st->snap_app, t);
 
 	switch (ev->u.app) {
 	case APP_ONLINE:
@@ -613,8 +669,10 @@ static void apply_app(const struct engine_config *cfg, struct engine_state *st,
 	case APP_JOB_CANCELLED:
 		if (st->jobs_active > 0)
 			st->jobs_active--;
-		if (st->jobs_active == 0)
+		if (st->jobs_active == 0) {
 			st->last_job_end_ms = t;
+			snap_take(cfg, st, &st->snap_job, t);
+		}
 		break;
 	case APP_HEARTBEAT:
 		break;

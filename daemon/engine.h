@@ -35,7 +35,14 @@
  *    app silent for app_silence and the vehicle stationary for gap_end; end = the later of
  *    the last app event and the last movement); max_session (end = start + max_session);
  *    policy revoked, end-cover command, private_on (t of the event).
- *    While the app is silent the gap_end rule is suspended: telematics decides.
+ *    While the app is silent the gap_end rule is suspended: telematics decides. When the
+ *    app comes back after a silence with no job in progress, the gap_end grace counts
+ *    from its return (hours that motion kept covered are not taken back). With no moving
+ *    fix ever seen, "stationary" has no beginning: the silence rule then ends the session
+ *    at the last app event, app_silence after it.
+ *    A backdated end restores the ending activation's distance, moving time and end
+ *    position to what they were at that moment (struct engine_snap): travel after cover
+ *    ended is not recorded as cover.
  *  - Activations: activation k covers [start + k*unit, min(start + (k+1)*unit, end)).
  *    It is opened (revision 1) when its hour begins and closed (next revision) when the
  *    hour or the session ends. When a backdated end falls at or before the start of an
@@ -173,6 +180,20 @@ struct engine_session {
 	struct engine_activation acts[ENGINE_MAX_ACTS];
 };
 
+/*
+ * What the open activation had accumulated at a moment that may later become the session's
+ * backdated end (the last job end, the last app event, the last movement). When the end
+ * is backdated to that moment, the activation's distance, moving time and end position
+ * are restored from here, so travel after cover ended is never billed as cover.
+ */
+struct engine_snap {
+	bool valid;
+	int index;              /* activation index the snapshot belongs to */
+	double distance_m;
+	int64_t moving_ms;
+	struct engine_pos pos;
+};
+
 struct engine_state {
 	int version;            /* ENGINE_STATE_VERSION, for persisted state */
 	bool started;           /* any event accepted yet */
@@ -191,6 +212,7 @@ struct engine_state {
 	uint64_t sessions_total;    /* sessions ever opened on this device */
 	uint64_t rejected_total;    /* events rejected, all reasons */
 	struct engine_session s;    /* current or most recently closed session */
+	struct engine_snap snap_job, snap_app, snap_move;
 };
 #define ENGINE_STATE_VERSION 1
 
