@@ -1,0 +1,233 @@
+#!/usr/bin/env bash
+# cli_daemon_test.sh - coverctl against a running coverd over its socket.
+#
+# usage: cli_daemon_test.sh COVERD COVERCTL WORKDIR
+#
+# Starts the real daemon (gnss none) on a fresh state directory, drives a short shift with
+# `coverctl event` (the policy and a GNSS fix go in as raw socket lines, as the app or a
+# backend command would send them), and checks what coverctl reports, from the daemon and
+# read-only from the same database: both paths must print the same records.
+set -euo pipefail
+
+coverd=$1
+ctl=$2
+work=$3
+state=$work/state
+conf=$work/coverd.conf
+sock=$state/coverd.sock
+out=$work/out
+err=$work/err
+pid=""
+
+fail() {
+	echo "FAIL: $*" >&2
+	for f in "$out" "$err" "$work/coverd.log"; do
+		if [ -s "$f" ]; then
+			echo "--- $f" >&2
+			tail -c 3000 "$f" >&2
+		fi
+	done
+	exit 1
+}
+
+cleanup() {
+	# Only the daemon this script started is stopped, by its pid.
+	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+		kill -TERM "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	fi
+}
+trap cleanup EXIT
+
+run() {
+	set +e
+	"$ctl" -c "$conf" "$@" >"$out" 2>"$err"
+	rc=$?
+	set -e
+}
+
+expect_rc() {
+	[ "$rc" -eq "$1" ] || fail "exit status $rc, want $1 (step: $2)"
+}
+
+jq_true() {
+	local r
+	r=$(jq -e "$1" "$out" 2>&1) || fail "jq '$1' gave: $r"
+}
+
+grep_out() {
+	grep -qF -- "$1" "$out" || fail "output lacks \"$1\""
+}
+
+# One raw request line on the socket; prints the reply line.
+send_line() {
+	python3 - "$sock" "$1" <<'EOF'
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(10)
+s.connect(sys.argv[1])
+s.sendall(sys.argv[2].encode() + b"\n")
+buf = b""
+while not buf.endswith(b"\n"):
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    buf += chunk
+sys.stdout.write(buf.decode())
+EOF
+}
+
+rm -rf "$work"
+mkdir -p "$state"
+cat >"$conf" <<EOF
+# Written by cli_daemon_test.sh.
+[device]
+id = clid
+
+[store]
+state_dir = $state
+
+[gnss]
+source = none
+
+[log]
+syslog = no
+level = info
+
+[mqtt]
+enabled = no
+EOF
+
+"$coverd" -f -c "$conf" >"$work/coverd.log" 2>&1 &
+pid=$!
+# Wait for the daemon to answer (bounded: the daemon must come up, not within a time).
+for _ in $(seq 1 200); do
+	if "$ctl" -c "$conf" --timeout 1 version 2>/dev/null | grep -q '^coverd '; then
+		break
+	fi
+	kill -0 "$pid" 2>/dev/null || fail "coverd exited during start-up"
+	sleep 0.1
+done
+run version
+expect_rc 0 version
+grep_out "coverd "
+grep_out "at $sock"
+
+# No fix yet: the loop and the database are fine, the daemon is not healthy.
+run health
+expect_rc 1 "health without a fix"
+grep_out "unhealthy"
+grep_out "database   ok"
+run health --json
+expect_rc 1 "health --json without a fix"
+jq_true '.healthy == false and .db == true and (.loop_age_ms | type) == "number"
+	and .fix_age_ms == null and (.reasons | length) >= 1'
+
+# A job without a policy opens no cover.
+run event online
+expect_rc 0 "event online"
+grep_out "event online accepted (journal event #"
+run event job_accepted
+expect_rc 0 "event job_accepted without a policy"
+run activations --json
+expect_rc 0 activations
+jq_true 'length == 0'
+run event job_cancelled
+expect_rc 0 "event job_cancelled"
+
+# The backend assigns a policy; the next accepted job starts cover.
+reply=$(send_line '{"type":"policy","event":"assign","policy_id":"P-7","driver_id":"D-7","vehicle_id":"V-7"}')
+echo "$reply" | jq -e '.ok == true and .accepted == true' >/dev/null || fail "policy assign: $reply"
+reply=$(send_line '{"type":"fix","lat":51.5,"lon":-0.12,"speed":6.5,"course":90,"eph":5,"mode":3}')
+echo "$reply" | jq -e '.ok == true' >/dev/null || fail "fix: $reply"
+run event job_accepted --json
+expect_rc 0 "event job_accepted"
+jq_true '.ok == true and .accepted == true and (.event_id | type) == "number"'
+
+# A fresh fix, a live loop and a database: healthy, exit 0.
+run health
+expect_rc 0 "health with a fresh fix"
+grep_out "healthy"
+
+run activations --json
+expect_rc 0 "activations --json"
+jq_true 'length == 1'
+jq_true '.[0] | (.id | startswith("clid-")) and (.id | endswith("-0")) and .index == 0
+	and .status == "open" and .end == null and .end_reason == null
+	and .policy_id == "P-7" and .driver_id == "D-7" and .vehicle_id == "V-7"
+	and .open_rule == "start_job" and (.open_event_id | type) == "number"
+	and (.start | test("^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d(\\.\\d{3})?Z$"))'
+act_id=$(jq -r '.[0].id' "$out")
+sess_id=$(jq -r '.[0].session_id' "$out")
+
+# The same records from the daemon and read-only from its database (-s names a socket
+# where nothing listens, so coverctl reads the state directory while the daemon runs).
+for what in sessions activations; do
+	"$ctl" -c "$conf" "$what" --json >"$work/$what.daemon" || fail "$what from the daemon"
+	"$ctl" -c "$conf" -s "$work/nothing.sock" "$what" --json >"$work/$what.ro" 2>/dev/null ||
+		fail "$what read-only"
+	diff -u "$work/$what.daemon" "$work/$what.ro" >"$work/$what.diff" ||
+		fail "$what differ between the daemon and the database: $(cat "$work/$what.diff")"
+done
+
+run status --json
+expect_rc 0 status
+jq_true ".source == \"daemon\" and .device_id == \"clid\" and .on_cover == true
+	and .session == \"$sess_id\" and .activation == \"$act_id\" and .has_policy == true
+	and .policy_id == \"P-7\" and .jobs_active == 1 and .last_fix.lat == 51.5
+	and .outbox_depth == 1"
+run status
+expect_rc 0 "status table"
+grep_out "Source         daemon at $sock"
+grep_out "Session        $sess_id"
+
+run explain "$act_id"
+expect_rc 0 explain
+grep_out "Activation   $act_id"
+grep_out "from ipc, type app"
+grep_out '"event":"job_accepted"'
+grep_out "rule start_job"
+grep_out "is still open"
+
+run explain no-such-activation
+expect_rc 1 "explain unknown id"
+grep -qF "no activation" "$err" || fail "explain unknown id: message"
+
+# An unknown event name is refused before anything reaches the daemon.
+run event teleported
+expect_rc 2 "unknown event"
+run status --json
+jq_true '(.counters["ipc.malformed"] // 0) == 0'
+
+# Going offline ends cover at that moment.
+run event job_delivered
+expect_rc 0 "event job_delivered"
+run event offline
+expect_rc 0 "event offline"
+run activations --json
+expect_rc 0 "activations after offline"
+jq_true "length == 1 and .[0].id == \"$act_id\" and .[0].status == \"closed\"
+	and .[0].end_reason == \"offline\" and .[0].close_rule == \"offline\"
+	and (.[0].end | type) == \"string\" and .[0].end >= .[0].start"
+run sessions --csv
+expect_rc 0 "sessions --csv"
+[ "$(wc -l <"$out")" -eq 2 ] || fail "sessions --csv: want a header and one row"
+grep -q "^$sess_id,false,.*,offline,P-7,D-7,V-7,1"$'\r'"\$" "$out" || fail "sessions --csv row"
+
+"$ctl" -c "$conf" activations --json >"$work/final.daemon" || fail "activations"
+# Stopped, the daemon's records are still there, read-only, exactly as it served them.
+kill -TERM "$pid"
+wait "$pid" || fail "coverd did not exit cleanly on SIGTERM"
+pid=""
+run activations --json
+expect_rc 0 "activations without the daemon"
+diff -u "$work/final.daemon" "$out" >"$work/final.diff" ||
+	fail "activations differ after the daemon stopped: $(cat "$work/final.diff")"
+run health
+expect_rc 1 "health after the daemon stopped"
+grep_out "loop not alive"
+run event online
+expect_rc 1 "event without the daemon"
+grep -qF "$sock" "$err" || fail "event without the daemon: message names the socket"
+
+echo "ok cli daemon test"
