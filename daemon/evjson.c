@@ -326,6 +326,11 @@ static int get_number(struct ctx *c, const char *field, bool required, double lo
 	}
 	double v = it->valuedouble;
 	char num[40], los[40], his[40];
+	/* Formatting is for the error text only; on the hot path (every fix) it is skipped. */
+	if (isfinite(v) && v >= lo && v <= hi && !(hi_open && v >= hi)) {
+		*out = v;
+		return 1;
+	}
 	format_number(v, num, sizeof(num));
 	if (!isfinite(v)) {
 		err_field(c->err, c->errlen, field, "%s is not a finite number", num);
