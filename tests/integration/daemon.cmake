@@ -1,0 +1,19 @@
+# Integration tests of the coverd process (tests/integration/daemon_test.py): the real
+# daemon on a temporary state directory, its real socket, real signals, and for the gpsd
+# case a real gpsd started by gpsfake on a free loopback port. Python standard library only.
+find_package(Python3 REQUIRED COMPONENTS Interpreter)
+
+set(_daemon_cases
+  ipc_errors ipc_limits ipc_session deadline_timer restart_sigterm restart_kill9 sighup check_config garbage_db
+  unreadable_state_dir socket_in_use replay gpsd gpsd_absent)
+foreach(_case IN LISTS _daemon_cases)
+  add_test(NAME integration.daemon.${_case}
+    COMMAND Python3::Interpreter ${CMAKE_CURRENT_SOURCE_DIR}/daemon_test.py
+      --coverd $<TARGET_FILE:coverd> --data ${PROJECT_SOURCE_DIR}/tests/data --case ${_case})
+  set_tests_properties(integration.daemon.${_case} PROPERTIES
+    LABELS "integration" SKIP_RETURN_CODE 77 TIMEOUT 180)
+endforeach()
+# gpsd listens on a port of its own choosing per run, but gpsfake drives a pseudo-terminal
+# and a control socket under /tmp; running two at once is safe, yet keep it apart from the
+# other socket-heavy cases to keep CI's two cores calm.
+set_tests_properties(integration.daemon.gpsd PROPERTIES RUN_SERIAL TRUE)
