@@ -34,6 +34,14 @@ struct core {
 	struct loop_timer flush_timer;
 	bool dirty;                     /* state in memory is newer than the stored one */
 	struct core_stats stats;
+	store_sign_fn sign;
+	void *sign_ctx;
+	core_commit_fn commit_hook;
+	void *commit_ctx;
+	/* The backend command of the event being submitted (core_submit_cmd), else NULL. */
+	const char *cmd_id, *cmd_json;
+	core_reply_fn cmd_reply;
+	void *cmd_reply_ctx;
 };
 
 /* ---------------------------------------------------------------- time */
@@ -143,6 +151,7 @@ static int open_store(struct core *c, char *err, size_t errlen)
 		c->store = NULL;
 		return r;
 	}
+	store_set_signer(c->store, c->sign, c->sign_ctx);
 	r = store_load_state(c->store, &c->st);
 	if (r == -ENOENT) {
 		engine_state_init(&c->st);
@@ -246,6 +255,8 @@ int core_restart(struct core *c, char *err, size_t errlen)
 	log_info("restarted: state reloaded from %s%s%s", c->db_path,
 	         c->st.s.open ? ", resuming session " : "", c->st.s.open ? c->st.s.id : "");
 	arm_deadline(c);
+	if (c->commit_hook != NULL)
+		c->commit_hook(c->commit_ctx, CORE_COMMIT_REOPEN | CORE_COMMIT_STATE);
 	return 0;
 }
 
@@ -315,6 +326,7 @@ static int submit(struct core *c, const struct engine_event *ev, const char *sou
 			billing = true;
 
 	int r = 0;
+	unsigned what = 0;
 	if (rj == 0 && !billing && (ev->type == COV_EV_FIX || ev->type == COV_EV_TICK)) {
 		/* Nothing billable: buffer the track points and keep the state in memory. */
 		for (size_t i = 0; i < c->acts.n && r == 0; i++)
@@ -322,11 +334,27 @@ static int submit(struct core *c, const struct engine_event *ev, const char *sou
 		if (r == 0)
 			c->dirty = true;
 	} else {
+		if (c->cmd_id != NULL && c->cmd_reply != NULL) {
+			char reply[STORE_CMD_REPLY_MAX + 1];
+			if (c->cmd_reply(c->cmd_reply_ctx, &c->st, &c->acts, rj, reply,
+			                 sizeof(reply)) == 0 &&
+			    store_command_arm(c->store, c->cmd_id, c->cmd_json, reply) != 0)
+				log_warnx("command %s: reply not recordable", c->cmd_id);
+		}
 		r = store_apply(c->store, &c->cfg.engine, ev, source, raw, &c->st, &c->acts);
+		store_command_disarm(c->store);
 		if (r == 0) {
 			c->dirty = false;
 			res->journaled = true;
 			res->event_id = store_last_event_id(c->store);
+			what = CORE_COMMIT_STATE;
+			for (size_t i = 0; i < c->acts.n; i++) {
+				enum engine_action_type t = c->acts.a[i].type;
+				if (t == ACTION_ACT_OPEN || t == ACTION_ACT_CLOSE || t == ACTION_ACT_VOID)
+					what |= CORE_COMMIT_OUTBOX | CORE_COMMIT_SESSION;
+				else if (t == ACTION_SESSION_OPEN || t == ACTION_SESSION_CLOSE)
+					what |= CORE_COMMIT_SESSION;
+			}
 		}
 	}
 	if (r != 0) {
@@ -349,6 +377,8 @@ static int submit(struct core *c, const struct engine_event *ev, const char *sou
 			c->stats.applied++;
 	}
 	arm_deadline(c);
+	if (what != 0 && c->commit_hook != NULL)
+		c->commit_hook(c->commit_ctx, what);
 	return 0;
 }
 
@@ -356,6 +386,38 @@ int core_submit(struct core *c, const struct engine_event *ev, const char *sourc
                 const char *raw, struct core_result *res)
 {
 	return submit(c, ev, source, raw, res, true);
+}
+
+int core_submit_cmd(struct core *c, const struct engine_event *ev, const char *cmd_id,
+                    const char *cmd_json, core_reply_fn reply, void *reply_ctx,
+                    struct core_result *res)
+{
+	if (cmd_id == NULL || cmd_json == NULL || reply == NULL)
+		return -EINVAL;
+	c->cmd_id = cmd_id;
+	c->cmd_json = cmd_json;
+	c->cmd_reply = reply;
+	c->cmd_reply_ctx = reply_ctx;
+	int r = submit(c, ev, "cmd", NULL, res, true);
+	c->cmd_id = NULL;
+	c->cmd_json = NULL;
+	c->cmd_reply = NULL;
+	c->cmd_reply_ctx = NULL;
+	return r;
+}
+
+void core_set_signer(struct core *c, store_sign_fn fn, void *ctx)
+{
+	c->sign = fn;
+	c->sign_ctx = ctx;
+	if (c->store != NULL)
+		store_set_signer(c->store, fn, ctx);
+}
+
+void core_set_commit_hook(struct core *c, core_commit_fn fn, void *ctx)
+{
+	c->commit_hook = fn;
+	c->commit_ctx = ctx;
 }
 
 int core_tick(struct core *c, int64_t t_ms, const char *source)

@@ -77,6 +77,45 @@ void core_stamp(struct core *c, struct engine_event *ev, int64_t gnss_time_ms);
 int core_submit(struct core *c, const struct engine_event *ev, const char *source,
                 const char *raw, struct core_result *res);
 
+/*
+ * A backend command's reply, made after the engine step and before the commit so that the
+ * command is recorded (store_command_arm) in the same transaction as its event: given the
+ * new state, the step's actions and its rejection (0 when applied), writes the reply JSON,
+ * NUL-terminated, into buf. A non-zero return records nothing (the event still commits).
+ */
+typedef int (*core_reply_fn)(void *ctx, const struct engine_state *st,
+                             const struct engine_actions *acts, int reject, char *buf,
+                             size_t len);
+/*
+ * core_submit() for an event produced by a backend command (source "cmd"): cmd_id and
+ * cmd_json (the command as received) are recorded with the reply reply() makes, in the
+ * event's transaction. When the store fails nothing is recorded and the command may be
+ * applied when it is delivered again.
+ */
+int core_submit_cmd(struct core *c, const struct engine_event *ev, const char *cmd_id,
+                    const char *cmd_json, core_reply_fn reply, void *reply_ctx,
+                    struct core_result *res);
+
+/*
+ * The signer of outbox records (sync/sign.h sign_body with the device key). Set it before
+ * the first event; it is applied to the store now and again whenever the core reopens its
+ * store (core_restart), so no record is ever committed unsigned while it is set.
+ */
+void core_set_signer(struct core *c, store_sign_fn fn, void *ctx);
+
+/* What a commit wrote, passed to the commit hook. */
+#define CORE_COMMIT_OUTBOX  0x1u   /* outbox rows: records to deliver */
+#define CORE_COMMIT_SESSION 0x2u   /* a session or activation opened, closed or voided */
+#define CORE_COMMIT_STATE   0x4u   /* billing state (policy, online, ...) was committed */
+#define CORE_COMMIT_REOPEN  0x8u   /* the store was closed and reopened (core_restart) */
+/*
+ * Called after every transaction core_submit/core_tick commits and after core_restart,
+ * from inside those calls: the delivery pump learns of new outbox rows at once. The hook
+ * must not submit events.
+ */
+typedef void (*core_commit_fn)(void *ctx, unsigned what);
+void core_set_commit_hook(struct core *c, core_commit_fn fn, void *ctx);
+
 /* Advances the engine to t_ms (a TICK), firing the deadlines up to it. */
 int core_tick(struct core *c, int64_t t_ms, const char *source);
 

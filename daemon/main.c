@@ -22,6 +22,8 @@
 #include "loop.h"
 #include "paths.h"
 #include "replay.h"
+#include "sign.h"
+#include "sync.h"
 #include "watchdog.h"
 
 enum { EXIT_USAGE = 2 };
@@ -43,6 +45,8 @@ struct daemon {
 	struct ipc *ipc;
 	struct live *live;
 	struct replay *replay;
+	struct sync *sync;          /* delivery, when [mqtt] enabled */
+	struct sign_key *key;       /* the device's signing key, when delivering */
 	struct watchdog *wd;
 	struct loop_timer wd_timer;
 	bool to_syslog;
@@ -217,6 +221,9 @@ static void reload(struct daemon *d)
 		core_count(d->core, "config.reload_failed", 1);
 		return;
 	}
+	/* Keys the backend set by command stay set over the file (sync/cmd.c). */
+	if (sync_config_overlay(core_store(d->core), &n) < 0)
+		log_warnx("reload: the configuration set by backend commands cannot be read");
 	if (core_reload(d->core, &n) != 0) {
 		core_count(d->core, "config.reload_failed", 1);
 		return;
@@ -262,6 +269,42 @@ static void on_replay_done(void *ctx, int status)
 	loop_stop(d->loop);
 }
 
+/* Adds the members of every part that has something to say to a status reply. */
+static void status_hook(void *ctx, struct cJSON *status)
+{
+	struct daemon *d = ctx;
+	if (d->live != NULL)
+		live_status(d->live, status);
+	if (d->sync != NULL)
+		sync_status(d->sync, status);
+}
+
+/*
+ * Delivery: the signing key is loaded (or created, 0600) and given to the store before
+ * any event is processed, so no record is ever committed unsigned; a key that group or
+ * others can read stops the start (invariant 6).
+ */
+static int start_sync(struct daemon *d, const struct coverd_config *cfg, char *err,
+                      size_t errlen)
+{
+	char path[CONFIG_PATH_MAX + 32];
+	sync_key_path(cfg, path, sizeof(path));
+	char why[512];
+	int r = sign_key_load_or_create(path, &d->key, why, sizeof(why));
+	if (r < 0) {
+		snprintf(err, errlen, "signing key: %s", why);
+		return r;
+	}
+	if (r == 1)
+		log_info("created the device signing key %s (enrol it: coverctl key --public)", path);
+	core_set_signer(d->core, sign_body, d->key);
+	r = sync_new(&d->sync, d->core, d->loop, cfg, d->key, err, errlen);
+	if (r != 0)
+		return r;
+	core_set_commit_hook(d->core, sync_on_commit, d->sync);
+	return 0;
+}
+
 static int run(struct daemon *d, const struct coverd_config *cfg)
 {
 	char err[1024];
@@ -285,6 +328,18 @@ static int run(struct daemon *d, const struct coverd_config *cfg)
 		startup_error(d, err);
 		return 1;
 	}
+	struct coverd_config eff = *cfg;
+	r = sync_config_overlay(core_store(d->core), &eff);
+	if (r < 0)
+		log_warnx("the configuration set by backend commands cannot be read: %s",
+		          store_errmsg(core_store(d->core)));
+	else if (r > 0 && core_reload(d->core, &eff) == 0)
+		log_info("%d configuration key%s set by backend commands applied over %s", r,
+		         r == 1 ? "" : "s", d->config_path);
+	if (cfg->mqtt_enabled && start_sync(d, cfg, err, sizeof(err)) != 0) {
+		startup_error(d, err);
+		return 1;
+	}
 	char sock[CONFIG_PATH_MAX];
 	config_socket_path(cfg, sock, sizeof(sock));
 	if (ipc_new(&d->ipc, d->core, d->loop, sock, cfg->socket_mode, err, sizeof(err)) != 0) {
@@ -305,12 +360,15 @@ static int run(struct daemon *d, const struct coverd_config *cfg)
 			startup_error(d, err);
 			return 1;
 		}
-		ipc_set_status_hook(d->ipc, live_status, d->live);
 	}
+	ipc_set_status_hook(d->ipc, status_hook, d);
 
-	/* Delivery (sync/, issue 3) starts here once it exists: it registers the MQTT socket
-	 * and its housekeeping timer on d->loop (see loop.h) and reads the outbox through
-	 * core_store(d->core); it runs in replay mode too, so a demo replay is delivered. */
+	/* Delivery runs in replay mode too, so a demo replay is delivered. */
+	if (d->sync != NULL && (r = sync_start(d->sync)) != 0) {
+		snprintf(err, sizeof(err), "MQTT: %s", strerror(-r));
+		startup_error(d, err);
+		return 1;
+	}
 
 	r = watchdog_new_auto(&d->wd);
 	if (r != 0) {
@@ -332,6 +390,9 @@ static int run(struct daemon *d, const struct coverd_config *cfg)
 		log_warnx("event loop failed: %s", strerror(-r));
 		d->exit_code = 1;
 	}
+	/* Say goodbye to the broker (retained offline status, clean DISCONNECT), bounded so
+	 * a dead link cannot hold the shutdown up. */
+	sync_shutdown(d->sync, 2000);
 	(void)watchdog_stopping(d->wd);
 	return d->exit_code;
 }
@@ -340,8 +401,12 @@ static void teardown(struct daemon *d)
 {
 	live_free(d->live);
 	ipc_free(d->ipc);
+	if (d->core != NULL)
+		core_set_commit_hook(d->core, NULL, NULL);
+	sync_free(d->sync);
 	/* core_free flushes the buffered track points and the state before closing. */
 	core_free(d->core);
+	sign_key_free(d->key);
 	replay_free(d->replay);
 	if (d->loop != NULL)
 		loop_timer_stop(d->loop, &d->wd_timer);

@@ -144,6 +144,24 @@ static const char *const migrations[] = {
 	"  SELECT 'rejected.' || reason, COUNT(*) FROM events"
 	"  WHERE status = 'rejected' AND reason IS NOT NULL GROUP BY reason;"
 	"CREATE INDEX outbox_pending ON outbox (seq) WHERE delivered_ms IS NULL;",
+
+	/* 2 -> 3: backend commands (docs/protocol.md, "Commands"). Each command applied is
+	 * recorded with its reply, so a redelivered one is answered without being applied
+	 * again, even after a restart; a command that produced an engine event is recorded
+	 * in that event's transaction. config_overlay keeps the configuration keys set by
+	 * the backend, applied over the file at every start and reload. */
+	"CREATE TABLE commands ("
+	"  seq INTEGER PRIMARY KEY,"
+	"  id TEXT NOT NULL UNIQUE,"
+	"  cmd TEXT NOT NULL,"
+	"  t_ms INTEGER NOT NULL,"
+	"  event_id INTEGER REFERENCES events(id),"
+	"  reply TEXT NOT NULL);"
+	"CREATE TABLE config_overlay ("
+	"  key TEXT PRIMARY KEY,"
+	"  value TEXT NOT NULL,"
+	"  cmd_id TEXT NOT NULL,"
+	"  t_ms INTEGER NOT NULL) WITHOUT ROWID;",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,
@@ -158,6 +176,8 @@ enum stmt_id {
 	Q_TRACK_INS, Q_STATE_SAVE, Q_STATE_LOAD,
 	Q_COUNT_ADD, Q_COUNTERS, Q_SESSIONS, Q_ACTS_ALL, Q_ACTS_SESSION, Q_ACT_GET, Q_EVENT_GET,
 	Q_OUTBOX_NEXT, Q_OUTBOX_ACK, Q_OUTBOX_DEPTH, Q_PING, Q_TRACK_ALL, Q_TRACK_SESSION,
+	Q_OUTBOX_MAX, Q_TRACK_PRUNE_SUM, Q_TRACK_PRUNE, Q_CMD_GET, Q_CMD_INS, Q_CMD_PRUNE,
+	Q_OVERLAY_SET, Q_OVERLAY_ALL,
 	Q_COUNT
 };
 
@@ -228,6 +248,23 @@ static const char *const stmt_sql[Q_COUNT] = {
 	[Q_TRACK_ALL] = "SELECT session_id, t0_ms, n, fmt, points FROM track ORDER BY id",
 	[Q_TRACK_SESSION] = "SELECT session_id, t0_ms, n, fmt, points FROM track"
 	                    " WHERE session_id = ?1 ORDER BY id",
+	[Q_OUTBOX_MAX] = "SELECT COALESCE(MAX(seq), 0) FROM outbox",
+	/* Track rows are inserted in time order, so the lowest ids are the oldest
+	 * sessions' detail. */
+	[Q_TRACK_PRUNE_SUM] = "SELECT COALESCE(SUM(n), 0), COUNT(*) FROM (SELECT n FROM track"
+	                      " WHERE session_id <> ?1 ORDER BY id LIMIT ?2)",
+	[Q_TRACK_PRUNE] = "DELETE FROM track WHERE id IN (SELECT id FROM track"
+	                  " WHERE session_id <> ?1 ORDER BY id LIMIT ?2)",
+	[Q_CMD_GET] = "SELECT id, cmd, t_ms, event_id, reply FROM commands WHERE id = ?1",
+	[Q_CMD_INS] = "INSERT INTO commands (id, cmd, t_ms, event_id, reply)"
+	              " VALUES (?1, ?2, ?3, ?4, ?5)",
+	[Q_CMD_PRUNE] = "DELETE FROM commands"
+	                " WHERE seq <= (SELECT MAX(seq) FROM commands) - ?1",
+	[Q_OVERLAY_SET] = "INSERT INTO config_overlay (key, value, cmd_id, t_ms)"
+	                  " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (key) DO UPDATE SET"
+	                  " value = excluded.value, cmd_id = excluded.cmd_id,"
+	                  " t_ms = excluded.t_ms",
+	[Q_OVERLAY_ALL] = "SELECT key, value, cmd_id, t_ms FROM config_overlay ORDER BY key",
 };
 
 /* ------------------------------------------------------------------------------------ */
@@ -264,6 +301,12 @@ struct store {
 	size_t n_extra;
 	struct track_pt extra[ENGINE_MAX_ACTIONS];
 	uint64_t track_dropped;            /* not yet counted in track.dropped */
+
+	/* A backend command to record in the next store_apply() (store_command_arm). */
+	bool cmd_armed;
+	char cmd_id[STORE_CMD_ID_MAX + 1];
+	char cmd_json[STORE_CMD_JSON_MAX + 1];
+	char cmd_reply[STORE_CMD_REPLY_MAX + 1];
 
 	unsigned char blob[STORE_TRACK_BATCH * TRACK_REC_SIZE];
 	char state_json[STATE_JSON_MAX];
@@ -1444,6 +1487,31 @@ int store_track(struct store *st, const char *session_id,
 }
 
 /* ------------------------------------------------------------------------------------ */
+/* Backend commands, inside the caller's transaction. */
+
+static int command_insert(struct store *st, const char *id, const char *cmd_json,
+                          const char *reply, int64_t t_ms, int64_t event_id)
+{
+	sqlite3_stmt *s = stmt(st, Q_CMD_INS);
+	bind_text(s, 1, id);
+	bind_text(s, 2, cmd_json);
+	sqlite3_bind_int64(s, 3, t_ms);
+	if (event_id > 0)
+		sqlite3_bind_int64(s, 4, event_id);
+	else
+		sqlite3_bind_null(s, 4);
+	bind_text(s, 5, reply);
+	int r = run(st, s, "commands: insert");
+	if (r < 0)
+		return r;
+	/* Only the recent ids need remembering: the backend does not redeliver a command
+	 * thousands of commands later. The overlay keeps config changes for good. */
+	s = stmt(st, Q_CMD_PRUNE);
+	sqlite3_bind_int(s, 1, STORE_CMD_KEEP);
+	return run(st, s, "commands: prune");
+}
+
+/* ------------------------------------------------------------------------------------ */
 /* store_apply. */
 
 static cJSON *pos_json(const struct engine_pos *p)
@@ -1833,6 +1901,10 @@ int store_apply(struct store *st, const struct engine_config *cfg,
                 const struct engine_event *ev, const char *source, const char *raw_json,
                 const struct engine_state *state, const struct engine_actions *acts)
 {
+	/* An armed command belongs to this call only, whatever its outcome. */
+	bool cmd = st != NULL && st->cmd_armed;
+	if (st != NULL)
+		st->cmd_armed = false;
 	if (st == NULL || cfg == NULL || ev == NULL || state == NULL || acts == NULL ||
 	    acts->n > ENGINE_MAX_ACTIONS)
 		return -EINVAL;
@@ -1854,6 +1926,8 @@ int store_apply(struct store *st, const struct engine_config *cfg,
 	st->n_extra = 0;
 	if ((r = journal(st, ev, source, raw_json, reject, &id)) < 0 ||
 	    (r = apply_actions(st, cfg, ev, acts, id)) < 0 ||
+	    (cmd && (r = command_insert(st, st->cmd_id, st->cmd_json, st->cmd_reply, ev->t_ms,
+	                                id)) < 0) ||
 	    (r = track_write(st, st->n_track, st->n_extra)) < 0 || (r = dropped_save(st)) < 0 ||
 	    (r = state_save(st, n)) < 0 || (r = tx_commit(st)) < 0) {
 		tx_rollback(st);
@@ -2099,4 +2173,166 @@ int store_outbox_depth(struct store *st, int64_t *depth, int64_t *oldest_ms)
 	*oldest_ms = col_i64_or0(s, 1);
 	sqlite3_reset(s);
 	return 0;
+}
+
+int store_outbox_last_seq(struct store *st, int64_t *seq)
+{
+	if (st == NULL || seq == NULL)
+		return -EINVAL;
+	sqlite3_stmt *s = stmt(st, Q_OUTBOX_MAX);
+	int rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW) {
+		int r = sql_fail(st, rc, "outbox: last seq");
+		sqlite3_reset(s);
+		return r;
+	}
+	*seq = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return 0;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Making room: track detail goes first. */
+
+int store_track_prune(struct store *st, const char *keep_session, int max_batches,
+                      int64_t *points)
+{
+	if (st == NULL || max_batches <= 0 || points == NULL)
+		return -EINVAL;
+	*points = 0;
+	const char *keep = keep_session != NULL ? keep_session : "";
+	int r = tx_begin(st);
+	if (r < 0)
+		return r;
+	sqlite3_stmt *s = stmt(st, Q_TRACK_PRUNE_SUM);
+	bind_text(s, 1, keep);
+	sqlite3_bind_int(s, 2, max_batches);
+	int rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW) {
+		r = sql_fail(st, rc, "track: count for pruning");
+		sqlite3_reset(s);
+		tx_rollback(st);
+		return r;
+	}
+	int64_t n = sqlite3_column_int64(s, 0), rows = sqlite3_column_int64(s, 1);
+	sqlite3_reset(s);
+	if (rows == 0) {
+		tx_rollback(st);
+		return -ENOENT;
+	}
+	s = stmt(st, Q_TRACK_PRUNE);
+	bind_text(s, 1, keep);
+	sqlite3_bind_int(s, 2, max_batches);
+	if ((r = run(st, s, "track: prune")) < 0 || (r = count_add(st, "track.pruned", n)) < 0 ||
+	    (r = tx_commit(st)) < 0) {
+		tx_rollback(st);
+		return r;
+	}
+	*points = n;
+	return 0;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Backend commands. */
+
+static bool cmd_args_ok(const char *id, const char *cmd_json, const char *reply)
+{
+	return id != NULL && id[0] != '\0' && strlen(id) <= STORE_CMD_ID_MAX &&
+	       cmd_json != NULL && strlen(cmd_json) <= STORE_CMD_JSON_MAX && reply != NULL &&
+	       strlen(reply) <= STORE_CMD_REPLY_MAX;
+}
+
+int store_command_get(struct store *st, const char *id,
+                      int (*cb)(void *ctx, const struct store_command_row *r), void *ctx)
+{
+	if (st == NULL || id == NULL || cb == NULL)
+		return -EINVAL;
+	sqlite3_stmt *s = stmt(st, Q_CMD_GET);
+	bind_text(s, 1, id);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_DONE) {
+		sqlite3_reset(s);
+		return -ENOENT;
+	}
+	if (rc != SQLITE_ROW) {
+		int r = sql_fail(st, rc, "commands: read");
+		sqlite3_reset(s);
+		return r;
+	}
+	struct store_command_row row = {
+		.id = col_text(s, 0),
+		.cmd = col_text(s, 1),
+		.t_ms = sqlite3_column_int64(s, 2),
+		.event_id = col_i64_or0(s, 3),
+		.reply = col_text(s, 4),
+	};
+	int ret = cb(ctx, &row);
+	sqlite3_reset(s);
+	return ret;
+}
+
+int store_command_arm(struct store *st, const char *id, const char *cmd_json,
+                      const char *reply_json)
+{
+	if (st == NULL || !cmd_args_ok(id, cmd_json, reply_json))
+		return -EINVAL;
+	snprintf(st->cmd_id, sizeof(st->cmd_id), "%s", id);
+	snprintf(st->cmd_json, sizeof(st->cmd_json), "%s", cmd_json);
+	snprintf(st->cmd_reply, sizeof(st->cmd_reply), "%s", reply_json);
+	st->cmd_armed = true;
+	return 0;
+}
+
+void store_command_disarm(struct store *st)
+{
+	if (st != NULL)
+		st->cmd_armed = false;
+}
+
+int store_command_put(struct store *st, const char *id, const char *cmd_json,
+                      const char *reply_json, int64_t t_ms,
+                      const struct store_overlay_kv *kv, size_t n)
+{
+	if (st == NULL || !cmd_args_ok(id, cmd_json, reply_json) || (n > 0 && kv == NULL))
+		return -EINVAL;
+	int r = tx_begin(st);
+	if (r < 0)
+		return r;
+	r = command_insert(st, id, cmd_json, reply_json, t_ms, 0);
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		if (kv[i].key == NULL || kv[i].value == NULL) {
+			set_err(st, "%s: config_overlay: key %zu is empty", st->path, i);
+			r = -EINVAL;
+			break;
+		}
+		sqlite3_stmt *s = stmt(st, Q_OVERLAY_SET);
+		bind_text(s, 1, kv[i].key);
+		bind_text(s, 2, kv[i].value);
+		bind_text(s, 3, id);
+		sqlite3_bind_int64(s, 4, t_ms);
+		r = run(st, s, "config_overlay: set");
+	}
+	if (r == 0)
+		r = tx_commit(st);
+	if (r < 0)
+		tx_rollback(st);
+	return r;
+}
+
+int store_config_overlay(struct store *st,
+                         int (*cb)(void *ctx, const char *key, const char *value,
+                                   const char *cmd_id, int64_t t_ms),
+                         void *ctx)
+{
+	if (st == NULL || cb == NULL)
+		return -EINVAL;
+	sqlite3_stmt *s = stmt(st, Q_OVERLAY_ALL);
+	int rc, ret = 0;
+	while (ret == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW)
+		ret = cb(ctx, col_text(s, 0), col_text(s, 1), col_text(s, 2),
+		         sqlite3_column_int64(s, 3));
+	if (ret == 0 && rc != SQLITE_DONE)
+		ret = sql_fail(st, rc, "config_overlay: read");
+	sqlite3_reset(s);
+	return ret;
 }

@@ -26,7 +26,7 @@
 #include "engine.h"
 
 #define STORE_TRACK_BATCH 256
-#define STORE_SCHEMA_VERSION 2   /* raised by each forward-only migration */
+#define STORE_SCHEMA_VERSION 3   /* raised by each forward-only migration */
 
 struct store;
 
@@ -151,6 +151,61 @@ int store_outbox_next(struct store *st, int64_t after_seq, int limit,
 int store_outbox_ack(struct store *st, int64_t upto, int64_t now_ms);
 /* Depth (undelivered rows) and created_ms of the oldest undelivered row (0 when none). */
 int store_outbox_depth(struct store *st, int64_t *depth, int64_t *oldest_ms);
+
+/* The highest seq ever written to the outbox (0 before the first record). An ack above it
+ * cannot be genuine. */
+int store_outbox_last_seq(struct store *st, int64_t *seq);
+
+/*
+ * Making room when the outbox reaches its bound (docs/protocol.md, "Outbox bound"): deletes
+ * the stored track detail of the oldest sessions, at most max_batches track rows (each up
+ * to STORE_TRACK_BATCH points), never those of keep_session (the open session; NULL keeps
+ * none), in one transaction that also adds the points deleted to the counter
+ * "track.pruned". Billing records are never touched. *points gets the number of points
+ * deleted. 0, -ENOENT when there is no track detail left to delete, or an error.
+ */
+int store_track_prune(struct store *st, const char *keep_session, int max_batches,
+                      int64_t *points);
+
+/*
+ * Backend commands (docs/protocol.md, "Commands"). Every command the device decided is
+ * recorded with its reply JSON under its id (the most recent STORE_CMD_KEEP commands are
+ * kept), so a redelivered command is answered from here and never applied twice, even
+ * after a restart. A command that produces an engine event is recorded in the same
+ * transaction as that event: store_command_arm() before the store_apply() of the event.
+ * Strings are valid during cb.
+ */
+#define STORE_CMD_ID_MAX 64        /* the protocol's id: 1 to 64 of [A-Za-z0-9._:-] */
+#define STORE_CMD_JSON_MAX 4096    /* the protocol's bound on a cmd payload */
+#define STORE_CMD_REPLY_MAX 1024
+#define STORE_CMD_KEEP 1024
+struct store_command_row {
+	const char *id, *cmd, *reply;
+	int64_t t_ms;
+	int64_t event_id;              /* journal id of the event it produced; 0 if none */
+};
+/* The recorded command with this id: cb's value, or -ENOENT when there is none. */
+int store_command_get(struct store *st, const char *id,
+                      int (*cb)(void *ctx, const struct store_command_row *r), void *ctx);
+/* Makes the next store_apply() record this command (strings copied) in its transaction,
+ * with the event's journal id. store_apply() consumes it whether it succeeds or not. */
+int store_command_arm(struct store *st, const char *id, const char *cmd_json,
+                      const char *reply_json);
+void store_command_disarm(struct store *st);
+/* A configuration key set by the backend: "section.key" and its JSON value text. */
+struct store_overlay_kv {
+	const char *key, *value;
+};
+/* Records a command that produces no engine event (config, ping, or one refused), with
+ * for config its overlay entries, in one transaction. -EINVAL for an oversized string. */
+int store_command_put(struct store *st, const char *id, const char *cmd_json,
+                      const char *reply_json, int64_t t_ms,
+                      const struct store_overlay_kv *kv, size_t n);
+/* Calls cb for every configuration key the backend set, ordered by key. */
+int store_config_overlay(struct store *st,
+                         int (*cb)(void *ctx, const char *key, const char *value,
+                                   const char *cmd_id, int64_t t_ms),
+                         void *ctx);
 
 /* SELECT 1 against the database: the health check's touch. 0 or -EIO. */
 int store_ping(struct store *st);

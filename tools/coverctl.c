@@ -36,6 +36,7 @@
 #include "evjson.h"
 #include "paths.h"
 #include "render.h"
+#include "sign.h"
 #include "store.h"
 
 #ifndef COVERD_VERSION
@@ -78,6 +79,8 @@ static const char usage_text[] =
     "  event NAME                  inject a courier app event (needs a running daemon)\n"
     "  explain ACTIVATION_ID       why an activation exists and how it is billed\n"
     "  health                      exit 0 only when db, loop and last fix are healthy\n"
+    "  key --public [--key FILE]   print the device's public signing key (PEM) for\n"
+    "                              enrolment with the backend (coverd-ingest enroll)\n"
     "  version                     print the versions of coverctl and the daemon\n"
     "  help                        print this help\n"
     "\n"
@@ -1167,7 +1170,7 @@ static int cmd_status(struct ctl *c)
 {
 	cJSON *req = request("status");
 	cJSON *st = read_query(c, req, "status");
-	const cJSON *fix, *counters, *e;
+	const cJSON *fix, *counters, *e, *mq;
 	double n;
 
 	cJSON_Delete(req);
@@ -1234,6 +1237,22 @@ static int cmd_status(struct ctl *c)
 			kv("Outbox", "%.0f undelivered, oldest %s", n, jstr(st, "outbox_oldest"));
 		else
 			kv("Outbox", "%.0f undelivered", n);
+	}
+	mq = cJSON_GetObjectItemCaseSensitive(st, "mqtt");
+	if (cJSON_IsObject(mq)) {
+		double up = 0, fl = 0, dropped = 0;
+
+		kv("MQTT", "%s, %s%s", or_dash(jstr(mq, "state")), or_dash(jstr(mq, "broker")),
+		   jbool(mq, "tls") == 0 ? " (PLAINTEXT)" : "");
+		(void)jnum(mq, "acked_upto", &up);
+		(void)jnum(mq, "in_flight", &fl);
+		kv("Delivery", "acknowledged up to seq %.0f, %.0f in flight", up, fl);
+		(void)jnum(mq, "track_dropped", &dropped);
+		if (jbool(mq, "outbox_full") == 1)
+			kv("Outbox full", "yes: bound reached, track detail dropped (%.0f points); "
+			   "billing records kept", dropped);
+		if (jstr(mq, "last_error") != NULL)
+			kv("Last error", "%s", jstr(mq, "last_error"));
 	}
 	counters = cJSON_GetObjectItemCaseSensitive(st, "counters");
 	if (cJSON_IsObject(counters) && counters->child != NULL) {
@@ -1596,10 +1615,48 @@ static int cmd_version(struct ctl *c)
 	return EXIT_OK;
 }
 
+/*
+ * `coverctl key --public`: the public half of the device's signing key, for enrolment.
+ * The key is only read, never created: coverd creates it (0600, as its own user) at its
+ * first start with delivery enabled, and a key made here could belong to the wrong user.
+ */
+static int cmd_key(struct ctl *c, const char *keyfile)
+{
+	char path[PATH_BUF], err[ERR_BUF], pem[SIGN_PUBLIC_PEM_MAX];
+	struct sign_key *k = NULL;
+	int rc;
+
+	if (keyfile != NULL)
+		snprintf(path, sizeof(path), "%s", keyfile);
+	else if (c->cfg.signing_key_file[0] != '\0')
+		snprintf(path, sizeof(path), "%s", c->cfg.signing_key_file);
+	else
+		snprintf(path, sizeof(path), "%.*s/%s", CONFIG_PATH_MAX, c->cfg.state_dir,
+		         COVERD_KEY_NAME);
+	rc = sign_key_load(path, &k, err, sizeof(err));
+	if (rc == -ENOENT) {
+		fail_msg("no signing key at %s yet: coverd creates it at its first start with "
+		         "[mqtt] enabled = yes", path);
+		return EXIT_FAIL;
+	}
+	if (rc != 0) {
+		fail_msg("%s", err);
+		return EXIT_FAIL;
+	}
+	rc = sign_public_pem(k, pem, sizeof(pem));
+	sign_key_free(k);
+	if (rc != 0) {
+		fail_msg("%s: cannot write the public key: %s", path, sign_strerror(rc));
+		return EXIT_FAIL;
+	}
+	fputs(pem, stdout);
+	return EXIT_OK;
+}
+
 /* ------------------------------------------------------------------------------------ */
 
 enum cmd_id { C_STATUS, C_SESSIONS, C_ACTIVATIONS, C_EVENT, C_EXPLAIN, C_HEALTH, C_VERSION,
-	      C_HELP };
+	      C_KEY, C_HELP };
 
 static const struct {
 	const char *name;
@@ -1614,6 +1671,7 @@ static const struct {
 	{ "explain", C_EXPLAIN, 1, false },
 	{ "health", C_HEALTH, 0, false },
 	{ "version", C_VERSION, 0, false },
+	{ "key", C_KEY, 0, false },
 	{ "help", C_HELP, 0, false },
 };
 
@@ -1662,11 +1720,14 @@ int main(int argc, char **argv)
 		{ "csv", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "public", no_argument, NULL, 'P' },
+		{ "key", required_argument, NULL, 'K' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct ctl ctl;   /* static: the configuration holds several path buffers */
 	struct ctl *c = &ctl;
-	const char *opt_socket = NULL, *opt_state = NULL, *opt_config = NULL;
+	const char *opt_socket = NULL, *opt_state = NULL, *opt_config = NULL, *opt_key = NULL;
+	bool opt_public = false;
 	const char *cmdname;
 	bool json = false, csv = false;
 	size_t i, ncmd = sizeof(commands) / sizeof(commands[0]);
@@ -1684,6 +1745,8 @@ int main(int argc, char **argv)
 		case 'i': c->session = optarg; break;
 		case 'j': json = true; break;
 		case 'v': csv = true; break;
+		case 'P': opt_public = true; break;
+		case 'K': opt_key = optarg; break;
 		case 'h':
 			fputs(usage_text, stdout);
 			return EXIT_OK;
@@ -1748,6 +1811,15 @@ int main(int argc, char **argv)
 		usage_error("--session applies to activations only");
 		return EXIT_USAGE;
 	}
+	if ((opt_public || opt_key != NULL) && cmd != C_KEY) {
+		usage_error("--public and --key apply to key only");
+		return EXIT_USAGE;
+	}
+	if (cmd == C_KEY && (!opt_public || json)) {
+		usage_error("key: say --public (the private key is never printed)%s",
+		            json ? "; --json does not apply" : "");
+		return EXIT_USAGE;
+	}
 	c->fmt = json ? FMT_JSON : csv ? FMT_CSV : FMT_TABLE;
 	if (cmd == C_HELP) {
 		fputs(usage_text, stdout);
@@ -1785,6 +1857,7 @@ int main(int argc, char **argv)
 	case C_EXPLAIN: rc = cmd_explain(c, argv[optind]); break;
 	case C_HEALTH: rc = cmd_health(c); break;
 	case C_VERSION: rc = cmd_version(c); break;
+	case C_KEY: rc = cmd_key(c, opt_key); break;
 	case C_HELP: break;
 	}
 	if (c->st != NULL)
