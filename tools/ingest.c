@@ -535,6 +535,16 @@ cmd_run(int argc, char **argv)
 		log_err("cannot select MQTT 5");
 		goto lib;
 	}
+	/*
+	 * Acks are small writes that follow the PUBACKs of a batch: with Nagle's algorithm
+	 * the kernel holds each one until the broker's delayed TCP ACK arrives (tens of ms),
+	 * and every device waits that long before its window refills. The devices and the
+	 * broker set TCP_NODELAY for the same reason.
+	 */
+	if (mosquitto_int_option(in->mosq, MOSQ_OPT_TCP_NODELAY, 1) != MOSQ_ERR_SUCCESS) {
+		log_err("cannot set TCP_NODELAY");
+		goto lib;
+	}
 	if (!in->o.plaintext) {
 		struct mqtt_tls_opts t = {
 			.host = in->o.host, .cafile = in->o.cafile, .certfile = in->o.cert,
