@@ -86,6 +86,7 @@ static const struct key_desc keys[] = {
 
 	{ "store", "state_dir", "state_dir", KT_PATH, OFF(state_dir), SZ(state_dir), 0, 0, 0 },
 	{ "store", "track_flush", "track_flush_ms", KT_DURATION, OFF(track_flush_ms), 0, 100, 1 * H, 0 },
+	{ "store", "max_size_kib", "max_size_kib", KT_INT64, OFF(max_size_kib), 0, 0, 1e9, 0 },
 
 	{ "ipc", "socket", "socket_path", KT_PATH, OFF(socket_path), SZ(socket_path), 0, 0,
 	  KF_EMPTY_OK },

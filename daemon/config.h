@@ -27,6 +27,7 @@ struct coverd_config {
 	/* [store] */
 	char state_dir[CONFIG_PATH_MAX];      /* default /var/lib/coverd */
 	int64_t track_flush_ms;               /* default 30 s */
+	int64_t max_size_kib;                 /* database bound in KiB; 0 (default) = none */
 	/* [ipc] */
 	char socket_path[CONFIG_PATH_MAX];    /* default <state_dir>/coverd.sock when empty */
 	unsigned socket_mode;                 /* default 0660 */

@@ -152,6 +152,14 @@ static int open_store(struct core *c, char *err, size_t errlen)
 		return r;
 	}
 	store_set_signer(c->store, c->sign, c->sign_ctx);
+	r = store_set_max_size(c->store, c->cfg.max_size_kib * 1024);
+	if (r != 0) {
+		snprintf(err, errlen, "%s: cannot bound the database to %lld KiB: %s", c->db_path,
+		         (long long)c->cfg.max_size_kib, store_errmsg(c->store));
+		store_close(c->store);
+		c->store = NULL;
+		return r;
+	}
 	r = store_load_state(c->store, &c->st);
 	if (r == -ENOENT) {
 		engine_state_init(&c->st);
@@ -222,13 +230,42 @@ void core_free(struct core *c)
 	free(c);
 }
 
+/*
+ * Storage is full (the disk, or [store] max_size_kib): deletes stored track detail, that
+ * of closed sessions first and the open session's only when nothing else is left, so the
+ * billing record that did not fit can be committed (design invariant 5). Returns 0 when
+ * room was made, -ENOSPC when no track detail is left to delete.
+ */
+static int make_room(struct core *c)
+{
+	const char *keep = c->saved.s.open ? c->saved.s.id : NULL;
+	int64_t points = 0;
+	int r = store_track_prune(c->store, keep, 64, &points);
+	if (r == -ENOENT && keep != NULL)
+		r = store_track_prune(c->store, NULL, 64, &points);
+	if (r == -ENOENT) {
+		log_warnx("storage full and no track detail left to delete: billing records "
+		          "cannot be stored until space is freed");
+		return -ENOSPC;
+	}
+	if (r != 0)
+		return r;
+	log_warnx("storage full: deleted %lld stored track points to keep billing records",
+	          (long long)points);
+	core_count(c, "storage.full", 1);
+	return 0;
+}
+
 int core_flush(struct core *c)
 {
 	if (c->store == NULL)
 		return -EBADF;
 	if (!c->dirty && store_track_pending(c->store) == 0)
 		return 0;
+	c->saved = c->st;
 	int r = store_flush(c->store, &c->st);
+	for (int tries = 0; r == -ENOSPC && tries < 8 && make_room(c) == 0; tries++)
+		r = store_flush(c->store, &c->st);
 	if (r == 0)
 		c->dirty = false;
 	else
@@ -307,6 +344,17 @@ static void log_actions(const struct core *c)
 }
 
 /* The one path of every event; count is false for ticks, which are bookkeeping. */
+/* A backend command's reply is recorded in the same transaction as its event. */
+static void arm_command(struct core *c, int rj)
+{
+	if (c->cmd_id == NULL || c->cmd_reply == NULL)
+		return;
+	char reply[STORE_CMD_REPLY_MAX + 1];
+	if (c->cmd_reply(c->cmd_reply_ctx, &c->st, &c->acts, rj, reply, sizeof(reply)) == 0 &&
+	    store_command_arm(c->store, c->cmd_id, c->cmd_json, reply) != 0)
+		log_warnx("command %s: reply not recordable", c->cmd_id);
+}
+
 static int submit(struct core *c, const struct engine_event *ev, const char *source,
                   const char *raw, struct core_result *res, bool count)
 {
@@ -329,19 +377,20 @@ static int submit(struct core *c, const struct engine_event *ev, const char *sou
 	unsigned what = 0;
 	if (rj == 0 && !billing && (ev->type == COV_EV_FIX || ev->type == COV_EV_TICK)) {
 		/* Nothing billable: buffer the track points and keep the state in memory. */
-		for (size_t i = 0; i < c->acts.n && r == 0; i++)
+		for (size_t i = 0; i < c->acts.n && r == 0; i++) {
 			r = store_track_add(c->store, &c->st, c->acts.a[i].at_ms, &c->acts.a[i].fix);
+			for (int tries = 0; r == -ENOSPC && tries < 8 && make_room(c) == 0; tries++)
+				r = store_flush(c->store, &c->st);
+		}
 		if (r == 0)
 			c->dirty = true;
 	} else {
-		if (c->cmd_id != NULL && c->cmd_reply != NULL) {
-			char reply[STORE_CMD_REPLY_MAX + 1];
-			if (c->cmd_reply(c->cmd_reply_ctx, &c->st, &c->acts, rj, reply,
-			                 sizeof(reply)) == 0 &&
-			    store_command_arm(c->store, c->cmd_id, c->cmd_json, reply) != 0)
-				log_warnx("command %s: reply not recordable", c->cmd_id);
-		}
+		arm_command(c, rj);
 		r = store_apply(c->store, &c->cfg.engine, ev, source, raw, &c->st, &c->acts);
+		for (int tries = 0; r == -ENOSPC && tries < 8 && make_room(c) == 0; tries++) {
+			arm_command(c, rj);
+			r = store_apply(c->store, &c->cfg.engine, ev, source, raw, &c->st, &c->acts);
+		}
 		store_command_disarm(c->store);
 		if (r == 0) {
 			c->dirty = false;

@@ -1113,6 +1113,34 @@ void store_close(struct store *st)
 	store_free(st);
 }
 
+int store_set_max_size(struct store *st, int64_t max_bytes)
+{
+	if (st == NULL || max_bytes < 0)
+		return -EINVAL;
+	if (max_bytes == 0)
+		return 0;
+	sqlite3_stmt *s = NULL;
+	int rc = sqlite3_prepare_v2(st->db, "PRAGMA page_size", -1, &s, NULL);
+	int64_t page = 0;
+	if (rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+		page = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	if (page <= 0)
+		return sql_fail(st, rc == SQLITE_OK ? SQLITE_ERROR : rc, "PRAGMA page_size");
+	char sql[64];
+	snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %lld",
+	         (long long)(max_bytes / page > 0 ? max_bytes / page : 1));
+	rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
+	if (rc == SQLITE_OK) {
+		rc = sqlite3_step(s);
+		rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_OK)
+		return sql_fail(st, rc, "PRAGMA max_page_count");
+	return 0;
+}
+
 int store_ping(struct store *st)
 {
 	if (st == NULL)

@@ -207,6 +207,15 @@ int store_config_overlay(struct store *st,
                                    const char *cmd_id, int64_t t_ms),
                          void *ctx);
 
+/*
+ * Bounds the database file to about max_bytes (PRAGMA max_page_count; 0 leaves it
+ * unbounded). When the bound is reached a write fails with -ENOSPC like a full disk, and
+ * the caller makes room with store_track_prune() and tries again: billing records are
+ * never dropped to make room (design invariant 5). SQLite never sets the bound below the
+ * pages already in use. 0 or -EIO.
+ */
+int store_set_max_size(struct store *st, int64_t max_bytes);
+
 /* SELECT 1 against the database: the health check's touch. 0 or -EIO. */
 int store_ping(struct store *st);
 
