@@ -297,8 +297,15 @@ void sync__after(struct sync *s)
 			if (ev != s->fd_events && loop_mod_fd(s->loop, s->fd, ev) == 0)
 				s->fd_events = ev;
 		}
-		if (fd < 0)
-			set_lost(s, "connection closed");
+		if (fd < 0) {
+			/* libmosquitto closes the socket itself when the TLS handshake fails inside
+			 * loop_read/loop_write; the verification result is still recorded. */
+			const char *tls = mqtt_tls_failure(s->tls);
+			if (tls != NULL)
+				set_lost(s, "TLS: %s", tls);
+			else
+				set_lost(s, "connection closed");
+		}
 	}
 	if (s->lost && s->link != LINK_CLOSED)
 		link_down(s);
