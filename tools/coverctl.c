@@ -701,16 +701,22 @@ static int dup_str(const char **dst, const char *src, char **keep)
 	return 0;
 }
 
+/* Frees the n kept copies and clears their slots. */
+static void strs_free(char **s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(s[i]);
+		s[i] = NULL;
+	}
+}
+#define STRS_FREE(arr) strs_free((arr), sizeof(arr) / sizeof((arr)[0]))
+
 static int act_copy_cb(void *ctx, const struct store_activation_row *r)
 {
 	struct act_copy *a = ctx;
-	size_t i;
 
 	/* Should the store give several rows, the last one wins and earlier copies go. */
-	for (i = 0; i < sizeof(a->s) / sizeof(a->s[0]); i++) {
-		free(a->s[i]);
-		a->s[i] = NULL;
-	}
+	STRS_FREE(a->s);
 	a->r = *r;
 	a->found = true;
 	if (dup_str(&a->r.id, r->id, &a->s[0]) < 0 ||
@@ -729,10 +735,7 @@ static int act_copy_cb(void *ctx, const struct store_activation_row *r)
 
 static void act_copy_free(struct act_copy *a)
 {
-	size_t i;
-
-	for (i = 0; i < sizeof(a->s) / sizeof(a->s[0]); i++)
-		free(a->s[i]);
+	STRS_FREE(a->s);
 	memset(a, 0, sizeof(*a));
 }
 
@@ -745,12 +748,8 @@ struct ev_copy {
 static int ev_copy_cb(void *ctx, const struct store_event_row *r)
 {
 	struct ev_copy *e = ctx;
-	size_t i;
 
-	for (i = 0; i < sizeof(e->s) / sizeof(e->s[0]); i++) {
-		free(e->s[i]);
-		e->s[i] = NULL;
-	}
+	STRS_FREE(e->s);
 	e->r = *r;
 	e->found = true;
 	if (dup_str(&e->r.source, r->source, &e->s[0]) < 0 ||
@@ -764,10 +763,7 @@ static int ev_copy_cb(void *ctx, const struct store_event_row *r)
 
 static void ev_copy_free(struct ev_copy *e)
 {
-	size_t i;
-
-	for (i = 0; i < sizeof(e->s) / sizeof(e->s[0]); i++)
-		free(e->s[i]);
+	STRS_FREE(e->s);
 	memset(e, 0, sizeof(*e));
 }
 
