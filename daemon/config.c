@@ -39,6 +39,7 @@ enum key_type {
 	KT_LOG_LEVEL,
 	KT_BOOL,
 	KT_PROTOCOL,   /* MQTT protocol version: 5 or 311 */
+	KT_TIME_ZONE,  /* an IANA zone name, or empty: config_check_time_zone() */
 };
 
 #define KF_EMPTY_OK 0x1u   /* an empty value is valid and means "derived" or "unset" */
@@ -64,6 +65,8 @@ struct key_desc {
 static const struct key_desc keys[] = {
 	{ "device", "id", "device_id", KT_TOKEN, OFF(engine.device_id), SZ(engine.device_id), 0, 0, 0 },
 	{ "device", "board", "board", KT_TOKEN, OFF(board), SZ(board), 0, 0, 0 },
+	{ "device", "timezone", "time_zone", KT_TIME_ZONE, OFF(time_zone), SZ(time_zone), 0, 0,
+	  KF_EMPTY_OK },
 
 	{ "engine", "trigger", "trigger", KT_TRIGGER, OFF(engine.trigger), 0, 0, 0, 0 },
 	{ "engine", "gap_end", "gap_end_ms", KT_DURATION, OFF(engine.gap_end_ms), 0, 1 * S, 24 * H, 0 },
@@ -83,6 +86,8 @@ static const struct key_desc keys[] = {
 	  0 },
 	{ "engine", "max_fix_gap", "max_fix_gap_ms", KT_DURATION, OFF(engine.max_fix_gap_ms), 0, 1 * S,
 	  24 * H, 0 },
+	{ "engine", "job_timeout", "job_timeout_ms", KT_DURATION, OFF(engine.job_timeout_ms), 0, 1 * M,
+	  7 * 24 * H, 0 },
 
 	{ "store", "state_dir", "state_dir", KT_PATH, OFF(state_dir), SZ(state_dir), 0, 0, 0 },
 	{ "store", "track_flush", "track_flush_ms", KT_DURATION, OFF(track_flush_ms), 0, 100, 1 * H, 0 },
@@ -91,6 +96,8 @@ static const struct key_desc keys[] = {
 	{ "ipc", "socket", "socket_path", KT_PATH, OFF(socket_path), SZ(socket_path), 0, 0,
 	  KF_EMPTY_OK },
 	{ "ipc", "mode", "socket_mode", KT_MODE, OFF(socket_mode), 0, 0, 0777, 0 },
+	{ "ipc", "max_app_skew", "max_app_skew_ms", KT_DURATION, OFF(max_app_skew_ms), 0, 1 * S,
+	  24 * H, 0 },
 
 	{ "gnss", "source", "gnss_source", KT_GNSS_SOURCE, OFF(gnss_source), SZ(gnss_source), 0, 0, 0 },
 	{ "gnss", "gpsd_host", "gpsd_host", KT_HOST, OFF(gpsd_host), SZ(gpsd_host), 0, 0, 0 },
@@ -148,6 +155,7 @@ void config_defaults(struct coverd_config *cfg)
 	cfg->track_flush_ms = 30 * 1000;
 	cfg->socket_path[0] = '\0';
 	cfg->socket_mode = 0660;
+	cfg->max_app_skew_ms = 2 * 60 * 1000;
 	snprintf(cfg->gnss_source, sizeof(cfg->gnss_source), "gpsd");
 	snprintf(cfg->gpsd_host, sizeof(cfg->gpsd_host), "127.0.0.1");
 	snprintf(cfg->gpsd_port, sizeof(cfg->gpsd_port), "2947");
@@ -315,6 +323,58 @@ static void quote(char *buf, size_t len, const char *s)
 	}
 	buf[o++] = '"';
 	buf[o] = '\0';
+}
+
+/*
+ * Only names are accepted, not POSIX TZ rules ("CET-1CEST,M3.5.0,M10.5.0/3"): a name is what
+ * a driver's country uses and what the zone database keeps current. The file must begin
+ * with the TZif magic, so a directory or a stray file under the zone directory is refused
+ * too. Components may not be empty, "." or "..", so the name cannot leave the directory.
+ */
+int config_check_time_zone(const char *name, char *why, size_t whylen)
+{
+	char q[96];
+	if (name == NULL) {
+		snprintf(why, whylen, "no time zone given");
+		return -EINVAL;
+	}
+	if (name[0] == '\0')
+		return 0;
+	quote(q, sizeof(q), name);
+	size_t n = strlen(name);
+	bool ok = n < CONFIG_TZ_MAX && name[0] != '/' && name[n - 1] != '/';
+	for (size_t i = 0; ok && i < n; i++) {
+		unsigned char c = (unsigned char)name[i];
+		ok = isalnum(c) || c == '/' || c == '_' || c == '-' || c == '+' || c == '.';
+		if (ok && (i == 0 || name[i - 1] == '/')) {
+			/* The start of a component: neither empty nor "." or "..". */
+			size_t len = strcspn(name + i, "/");
+			ok = len > 0 && !(len == 1 && c == '.') &&
+			     !(len == 2 && c == '.' && name[i + 1] == '.');
+		}
+	}
+	if (!ok) {
+		snprintf(why, whylen, "%s is not a time zone name (an IANA name such as "
+		         "Europe/Ljubljana, or empty for the system's zone)", q);
+		return -EINVAL;
+	}
+	const char *dir = getenv("TZDIR");
+	if (dir == NULL || dir[0] == '\0')
+		dir = "/usr/share/zoneinfo";
+	char path[CONFIG_PATH_MAX + CONFIG_TZ_MAX + 2];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	char magic[4] = { 0 };
+	FILE *fp = fopen(path, "rb");
+	bool zone = fp != NULL && fread(magic, 1, sizeof(magic), fp) == sizeof(magic) &&
+	            memcmp(magic, "TZif", 4) == 0;
+	if (fp != NULL)
+		fclose(fp);
+	if (!zone) {
+		snprintf(why, whylen, "%s is not a known time zone (no zone file %s; is the tzdata "
+		         "package installed?)", q, path);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 /*
@@ -501,6 +561,15 @@ static int set_value(struct coverd_config *cfg, const struct key_desc *k, const 
 		*(bool *)(void *)(base + k->off) = b;
 		return 0;
 	}
+	case KT_TIME_ZONE:
+		if (strlen(v) >= k->size) {
+			snprintf(why, whylen, "%s is too long (limit %zu characters)", q, k->size - 1);
+			return -EINVAL;
+		}
+		if (config_check_time_zone(v, why, whylen) != 0)
+			return -EINVAL;
+		snprintf(base + k->off, k->size, "%s", v);
+		return 0;
 	case KT_PROTOCOL: {
 		int p;
 		if (strcmp(v, "5") == 0)
@@ -530,6 +599,7 @@ static void format_value(const struct coverd_config *cfg, const struct key_desc 
 	case KT_HOST:
 	case KT_PORT:
 	case KT_GNSS_SOURCE:
+	case KT_TIME_ZONE:
 		snprintf(buf, len, "%s", base + k->off);
 		return;
 	case KT_TRIGGER:

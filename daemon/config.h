@@ -18,10 +18,13 @@
 
 #define CONFIG_PATH_MAX 512
 #define CONFIG_STR_MAX 256
+#define CONFIG_TZ_MAX 64      /* an IANA time zone name, incl. NUL */
 
 struct coverd_config {
 	/* [device] */
 	char board[64];                       /* boards/<name>, informational */
+	char time_zone[CONFIG_TZ_MAX];        /* IANA zone explain's local times are in;
+	                                       * "" (default): the system's (TZ, /etc/localtime) */
 	/* [engine]: device_id lives in engine.device_id ([device] id) */
 	struct engine_config engine;
 	/* [store] */
@@ -31,6 +34,8 @@ struct coverd_config {
 	/* [ipc] */
 	char socket_path[CONFIG_PATH_MAX];    /* default <state_dir>/coverd.sock when empty */
 	unsigned socket_mode;                 /* default 0660 */
+	int64_t max_app_skew_ms;              /* an app "t" further from receipt is a clock
+	                                       * anomaly (docs/ipc.md, "Time"); 2 min */
 	/* [gnss] */
 	char gnss_source[16];                 /* gpsd | app | none; default gpsd */
 	char gpsd_host[CONFIG_STR_MAX];       /* default 127.0.0.1 */
@@ -74,6 +79,14 @@ int config_print(const struct coverd_config *cfg, FILE *out);
 int config_parse_duration(const char *s, int64_t *ms);
 /* Formats ms as the largest exact unit: "10m", "16h", "90s", "250ms". */
 void config_format_duration(int64_t ms, char *buf, size_t len);
+
+/*
+ * Checks a [device] timezone value: empty (the system's zone), or an IANA name such as
+ * "Europe/Ljubljana" whose compiled zone file exists under $TZDIR or /usr/share/zoneinfo
+ * (the C library reads the same file; it would silently take an unknown name for UTC).
+ * 0, or -EINVAL with the reason in why.
+ */
+int config_check_time_zone(const char *name, char *why, size_t whylen);
 
 /* The socket path: socket_path, or <state_dir>/coverd.sock when that is empty. */
 void config_socket_path(const struct coverd_config *cfg, char *buf, size_t len);

@@ -42,6 +42,11 @@ struct core {
 	const char *cmd_id, *cmd_json;
 	core_reply_fn cmd_reply;
 	void *cmd_reply_ctx;
+	/* The socket request of the event being submitted (core_submit_request), else NULL. */
+	const char *req_id, *req_raw;
+	core_request_reply_fn req_reply;
+	void *req_reply_ctx;
+	int req_rj;                     /* the engine's verdict on it, for the reply */
 };
 
 /* ---------------------------------------------------------------- time */
@@ -91,7 +96,8 @@ static void arm_deadline(struct core *c)
 		loop_timer_stop(c->loop, &c->deadline_timer);
 		return;
 	}
-	int64_t at = c->tb.to_loop(c->tb.ctx, d);
+	/* A deadline at d fires at the first time past it (engine.h): tick at d + 1 ms. */
+	int64_t at = c->tb.to_loop(c->tb.ctx, d + 1);
 	if (at == INT64_MAX) {
 		loop_timer_stop(c->loop, &c->deadline_timer);
 		return;
@@ -108,9 +114,10 @@ static void on_deadline(struct loop *l, struct loop_timer *t, void *arg)
 	int64_t d = engine_next_deadline(&c->cfg.engine, &c->st);
 	if (d == INT64_MAX)
 		return;
-	/* The tick carries the deadline's own time rather than "now": the rule then fires
-	 * exactly where the engine computed it, however late the loop woke up. */
-	int64_t at = d;
+	/* The tick carries the deadline's own time plus 1 ms rather than "now": the rule
+	 * then fires exactly where the engine computed it, however late the loop woke up,
+	 * and every event stamped d was applied before it was judged. */
+	int64_t at = d + 1;
 	if (c->st.started && at < c->st.last_t_ms)
 		at = c->st.last_t_ms;
 	int r = core_tick(c, at, "timer");
@@ -337,6 +344,15 @@ static void log_actions(const struct core *c)
 		case ACTION_REJECT:
 			log_warnx("event at %s rejected: %s", ts, engine_reject_name(a->reject));
 			break;
+		case ACTION_NOTE:
+			if (a->note == NOTE_JOB_TIMEOUT)
+				log_info("at %s a job with no event for job_timeout counts as ended at its "
+				         "last event", ts);
+			else
+				log_info("event at %s: %s (counted, without effect)", ts,
+				         a->note == NOTE_DUPLICATE ? "duplicate job event"
+				                                   : "job accepted while offline or private");
+			break;
 		case ACTION_TRACK:
 			break;
 		}
@@ -353,6 +369,32 @@ static void arm_command(struct core *c, int rj)
 	if (c->cmd_reply(c->cmd_reply_ctx, &c->st, &c->acts, rj, reply, sizeof(reply)) == 0 &&
 	    store_command_arm(c->store, c->cmd_id, c->cmd_json, reply) != 0)
 		log_warnx("command %s: reply not recordable", c->cmd_id);
+}
+
+/* The store makes a request's reply inside the transaction, once the journal id is known. */
+static int request_reply(void *ctx, int64_t event_id, char *buf, size_t len)
+{
+	struct core *c = ctx;
+	struct core_result res = {
+		.accepted = c->req_rj == 0,
+		.reject = (enum engine_reject)c->req_rj,
+		.journaled = true,
+		.event_id = event_id,
+	};
+	return c->req_reply(c->req_reply_ctx, &res, buf, len);
+}
+
+/* A socket request is recorded in the same transaction as its event. */
+static int arm_request(struct core *c, int rj)
+{
+	if (c->req_id == NULL)
+		return 0;
+	c->req_rj = rj;
+	int r = store_request_arm(c->store, c->req_id, c->req_raw, strlen(c->req_raw),
+	                          request_reply, c);
+	if (r != 0)
+		log_warnx("request %s: not recordable: %s", c->req_id, store_strerror(r));
+	return r;
 }
 
 static int submit(struct core *c, const struct engine_event *ev, const char *source,
@@ -375,8 +417,10 @@ static int submit(struct core *c, const struct engine_event *ev, const char *sou
 
 	int r = 0;
 	unsigned what = 0;
-	if (rj == 0 && !billing && (ev->type == COV_EV_FIX || ev->type == COV_EV_TICK)) {
-		/* Nothing billable: buffer the track points and keep the state in memory. */
+	if (rj == 0 && !billing && (ev->type == COV_EV_FIX || ev->type == COV_EV_TICK) &&
+	    c->req_id == NULL) {
+		/* Nothing billable: buffer the track points and keep the state in memory. A
+		 * request with an id is committed, since its reply must be recorded with it. */
 		for (size_t i = 0; i < c->acts.n && r == 0; i++) {
 			r = store_track_add(c->store, &c->st, c->acts.a[i].at_ms, &c->acts.a[i].fix);
 			for (int tries = 0; r == -ENOSPC && tries < 8 && make_room(c) == 0; tries++)
@@ -386,12 +430,18 @@ static int submit(struct core *c, const struct engine_event *ev, const char *sou
 			c->dirty = true;
 	} else {
 		arm_command(c, rj);
-		r = store_apply(c->store, &c->cfg.engine, ev, source, raw, &c->st, &c->acts);
+		r = arm_request(c, rj);
+		if (r == 0)
+			r = store_apply(c->store, &c->cfg.engine, ev, source, raw, &c->st, &c->acts);
 		for (int tries = 0; r == -ENOSPC && tries < 8 && make_room(c) == 0; tries++) {
 			arm_command(c, rj);
-			r = store_apply(c->store, &c->cfg.engine, ev, source, raw, &c->st, &c->acts);
+			r = arm_request(c, rj);
+			if (r == 0)
+				r = store_apply(c->store, &c->cfg.engine, ev, source, raw, &c->st,
+				                &c->acts);
 		}
 		store_command_disarm(c->store);
+		store_request_disarm(c->store);
 		if (r == 0) {
 			c->dirty = false;
 			res->journaled = true;
@@ -452,6 +502,24 @@ int core_submit_cmd(struct core *c, const struct engine_event *ev, const char *c
 	c->cmd_json = NULL;
 	c->cmd_reply = NULL;
 	c->cmd_reply_ctx = NULL;
+	return r;
+}
+
+int core_submit_request(struct core *c, const struct engine_event *ev, const char *source,
+                        const char *raw, const char *req_id, core_request_reply_fn reply,
+                        void *reply_ctx, struct core_result *res)
+{
+	if (raw == NULL || req_id == NULL || req_id[0] == '\0' || reply == NULL)
+		return -EINVAL;
+	c->req_id = req_id;
+	c->req_raw = raw;
+	c->req_reply = reply;
+	c->req_reply_ctx = reply_ctx;
+	int r = submit(c, ev, source, raw, res, true);
+	c->req_id = NULL;
+	c->req_raw = NULL;
+	c->req_reply = NULL;
+	c->req_reply_ctx = NULL;
 	return r;
 }
 

@@ -97,6 +97,23 @@ int core_submit_cmd(struct core *c, const struct engine_event *ev, const char *c
                     struct core_result *res);
 
 /*
+ * A socket request with a client-chosen id (docs/ipc.md, "Retries"): core_submit() that
+ * records req_id and a hash of raw (the request as received, NUL-terminated) with the
+ * reply in the event's own transaction (store_request_arm), so that the request is never
+ * applied without being recorded nor recorded without being applied. Such an event is
+ * always committed before this returns, even a fix that would otherwise only be
+ * buffered. reply() makes the reply from the outcome (res->event_id is the event's
+ * journal id); it runs inside the transaction and its failure fails the whole event.
+ * After a 0 return, store_request_reply(core_store(c)) is the reply that was recorded.
+ * On a store failure nothing is recorded and a retry applies the request then.
+ */
+typedef int (*core_request_reply_fn)(void *ctx, const struct core_result *res, char *buf,
+                                     size_t len);
+int core_submit_request(struct core *c, const struct engine_event *ev, const char *source,
+                        const char *raw, const char *req_id, core_request_reply_fn reply,
+                        void *reply_ctx, struct core_result *res);
+
+/*
  * The signer of outbox records (sync/sign.h sign_body with the device key). Set it before
  * the first event; it is applied to the store now and again whenever the core reopens its
  * store (core_restart), so no record is ever committed unsigned while it is set.

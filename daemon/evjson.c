@@ -352,8 +352,8 @@ static int get_number(struct ctx *c, const char *field, bool required, double lo
 	return 1;
 }
 
-/* An identifier: 1..ENGINE_ID_MAX-1 printable ASCII characters. */
-static int get_id(struct ctx *c, const char *field, bool required, char out[ENGINE_ID_MAX])
+/* An identifier of 1..cap-1 printable ASCII characters, copied into out[cap]. */
+static int get_ident(struct ctx *c, const char *field, bool required, char *out, size_t cap)
 {
 	const char *s = NULL;
 	int r = get_string(c, field, required, &s);
@@ -364,9 +364,8 @@ static int get_id(struct ctx *c, const char *field, bool required, char out[ENGI
 		err_field(c->err, c->errlen, field, "is empty");
 		return -1;
 	}
-	if (n > ENGINE_ID_MAX - 1) {
-		err_field(c->err, c->errlen, field, "is %zu characters long (limit %d)", n,
-		          ENGINE_ID_MAX - 1);
+	if (n > cap - 1) {
+		err_field(c->err, c->errlen, field, "is %zu characters long (limit %zu)", n, cap - 1);
 		return -1;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -381,11 +380,17 @@ static int get_id(struct ctx *c, const char *field, bool required, char out[ENGI
 	return 1;
 }
 
+/* A policy, driver or vehicle id: 1..ENGINE_ID_MAX-1 printable ASCII characters. */
+static int get_id(struct ctx *c, const char *field, bool required, char out[ENGINE_ID_MAX])
+{
+	return get_ident(c, field, required, out, ENGINE_ID_MAX);
+}
+
 /* ---------------------------------------------------------------- event types */
 
 /* The fields each type accepts besides the common ones; NULL-terminated. */
-static const char *const common_fields[] = { "t", "type", "tq", "clock_step", NULL };
-static const char *const app_fields[] = { "event", "mock", NULL };
+static const char *const common_fields[] = { "t", "type", "tq", "clock_step", "id", NULL };
+static const char *const app_fields[] = { "event", "mock", "job_id", NULL };
 static const char *const fix_fields[] = { "lat", "lon", "speed", "course", "eph", "mode",
 	                                  "mock", NULL };
 static const char *const policy_fields[] = { "event", "policy_id", "driver_id", "vehicle_id",
@@ -460,6 +465,22 @@ static int parse_app(struct ctx *c, struct engine_event *ev)
 		err_field(c->err, c->errlen, "event", "unknown app event ");
 		err_append_quoted(c->err, c->errlen, name);
 		return -1;
+	}
+	/* Only the four job events name a job; a job_id elsewhere would look meaningful and
+	 * be ignored, which hides a mistake in the app. */
+	const cJSON *it;
+	if (get(c, "job_id", &it)) {
+		enum engine_app_event e = ev->u.app;
+		if (e != APP_JOB_ACCEPTED && e != APP_JOB_PICKED_UP && e != APP_JOB_DELIVERED &&
+		    e != APP_JOB_CANCELLED) {
+			err_field(c->err, c->errlen, "job_id", "not allowed with \"event\": ");
+			err_append_quoted(c->err, c->errlen, name);
+			err_append(c->err, c->errlen, " (only with job_accepted, job_picked_up, "
+			           "job_delivered or job_cancelled)");
+			return -1;
+		}
+		if (get_ident(c, "job_id", true, ev->job_id, sizeof(ev->job_id)) < 0)
+			return -1;
 	}
 	return get_mock(c, ev);
 }
@@ -557,7 +578,7 @@ static int parse_cmd(struct ctx *c, struct engine_event *ev)
 }
 
 static int parse_object(struct ctx *c, int require_time, struct engine_event *ev,
-                        enum evjson_kind *kind)
+                        enum evjson_kind *kind, struct evjson_meta *meta)
 {
 	const char *tname;
 	if (get_string(c, "type", true, &tname) < 0)
@@ -604,6 +625,9 @@ static int parse_object(struct ctx *c, int require_time, struct engine_event *ev
 		return -1;
 	if (step)
 		ev->anomalies |= ANOM_CLOCK_STEP;
+	meta->id[0] = '\0';
+	if (get_ident(c, "id", false, meta->id, sizeof(meta->id)) < 0)
+		return -1;
 
 	*kind = td->kind;
 	switch (td->type) {
@@ -640,6 +664,13 @@ int evjson_skip_line(const char *line, size_t len)
 
 int evjson_parse(const char *line, size_t len, int require_time, struct engine_event *ev,
                  enum evjson_kind *kind, char *err, size_t errlen)
+{
+	return evjson_parse_meta(line, len, require_time, ev, kind, NULL, err, errlen);
+}
+
+int evjson_parse_meta(const char *line, size_t len, int require_time, struct engine_event *ev,
+                      enum evjson_kind *kind, struct evjson_meta *meta, char *err,
+                      size_t errlen)
 {
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
@@ -687,13 +718,16 @@ int evjson_parse(const char *line, size_t len, int require_time, struct engine_e
 	if (rc == 0) {
 		struct ctx c = { .obj = root, .err = err, .errlen = errlen };
 		struct engine_event tmp;
+		struct evjson_meta m;
 		enum evjson_kind k = EVJSON_ENGINE;
 		/* Parse into a scratch event so that a failure leaves *ev untouched. */
-		if (parse_object(&c, require_time, &tmp, &k) < 0) {
+		if (parse_object(&c, require_time, &tmp, &k, &m) < 0) {
 			rc = -EINVAL;
 		} else {
 			*ev = tmp;
 			*kind = k;
+			if (meta != NULL)
+				*meta = m;
 		}
 	}
 	cJSON_Delete(root);

@@ -26,6 +26,21 @@ enum evjson_kind {
 int evjson_parse(const char *line, size_t len, int require_time, struct engine_event *ev,
                  enum evjson_kind *kind, char *err, size_t errlen);
 
+/*
+ * What a line carries besides the engine event. "id" is a socket request's client-chosen
+ * id (docs/ipc.md, "Retries"): 1 to EVJSON_ID_MAX - 1 printable ASCII characters, checked
+ * wherever it appears; a replay accepts it and does nothing with it.
+ */
+#define EVJSON_ID_MAX 64
+struct evjson_meta {
+	char id[EVJSON_ID_MAX];      /* "" when the line has no "id" */
+};
+
+/* evjson_parse() that also fills *meta (when not NULL; left untouched on failure). */
+int evjson_parse_meta(const char *line, size_t len, int require_time, struct engine_event *ev,
+                      enum evjson_kind *kind, struct evjson_meta *meta, char *err,
+                      size_t errlen);
+
 /* RFC 3339 UTC ("2026-11-28T09:00:00Z", optional fraction, "Z" or +hh:mm). 0 or -EINVAL. */
 int evjson_parse_time(const char *s, int64_t *ms_out);
 /* Writes "YYYY-MM-DDTHH:MM:SSZ", with ".mmm" before Z when ms is not whole seconds. */

@@ -6,6 +6,11 @@
  * offending field. Replies are built straight into the client's output buffer; list
  * replies are written row by row, so a long history never exists twice in memory (once
  * as a cJSON tree and once as text).
+ *
+ * Events are stamped here with the daemon's receipt time (the app's "t" is only its
+ * label, compared against [ipc] max_app_skew), and an event with a request "id" is looked
+ * up in the store's retry window first: a retry is answered with the reply recorded with
+ * the first attempt, in that attempt's transaction (docs/ipc.md, "Time", "Retries").
  */
 #include "ipc.h"
 
@@ -13,6 +18,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,11 +31,16 @@
 #include <cjson/cJSON.h>
 
 #include "evjson.h"
+#include "explain.h"
 #include "log.h"
 #include "render.h"
 
 #define ACCEPTS_PER_CALL 16
 #define OUT_INITIAL 4096
+#define IPC_SKEW_LOG_MS 60000   /* at most one app-clock line a minute */
+
+_Static_assert(EVJSON_ID_MAX - 1 == STORE_REQ_ID_MAX,
+               "a request id evjson accepts must fit the store's retry window");
 
 struct client {
 	struct ipc *ipc;
@@ -56,6 +67,10 @@ struct ipc {
 	struct loop_timer sweep;
 	void (*status_hook)(void *ctx, cJSON *status);
 	void *status_ctx;
+	bool skew_logged;               /* an app-clock line was logged, at skew_logged_ms */
+	int64_t skew_logged_ms;
+	uint64_t skew_unlogged;         /* skewed app times seen since */
+	char kill_id[EVJSON_ID_MAX];    /* the test hook's request id, "" when off */
 };
 
 static void client_close(struct client *cl, const char *why);
@@ -157,13 +172,162 @@ static void reply_object(struct client *cl, cJSON *o)
 
 /* ---------------------------------------------------------------- events */
 
+/*
+ * The reply to an event, made once: sent now and, for a request with an id, recorded with
+ * it in the event's transaction, so that a retry gets these very bytes.
+ */
+struct event_reply {
+	const char *id;          /* the request's id, "" when none */
+	int64_t t_ms;            /* the receipt time: the event's time */
+	int64_t app_t_ms;        /* the app's own "t", INT64_MIN when it gave none */
+};
+
+static int event_reply(void *ctx, const struct core_result *res, char *buf, size_t len)
+{
+	const struct event_reply *er = ctx;
+	char ts[EVJSON_TIME_MAX], app[EVJSON_TIME_MAX] = "";
+	evjson_format_time(er->t_ms, ts, sizeof(ts));
+	if (er->app_t_ms != INT64_MIN)
+		evjson_format_time(er->app_t_ms, app, sizeof(app));
+	cJSON *o = cJSON_CreateObject();
+	bool ok = o != NULL && cJSON_AddTrueToObject(o, "ok") != NULL &&
+	          (er->id[0] == '\0' || cJSON_AddStringToObject(o, "id", er->id) != NULL) &&
+	          cJSON_AddBoolToObject(o, "accepted", res->accepted) != NULL &&
+	          cJSON_AddStringToObject(o, "t", ts) != NULL &&
+	          (er->app_t_ms == INT64_MIN || cJSON_AddStringToObject(o, "app_t", app) != NULL) &&
+	          (!res->journaled || res->event_id <= 0 ||
+	           cJSON_AddNumberToObject(o, "event_id", (double)res->event_id) != NULL) &&
+	          (res->accepted ||
+	           cJSON_AddStringToObject(o, "reason", engine_reject_name(res->reject)) != NULL);
+	/* cJSON asks for a few bytes of slack beyond what it prints. */
+	ok = ok && len > 8 && cJSON_PrintPreallocated(o, buf, (int)(len - 8), 0);
+	cJSON_Delete(o);
+	return ok ? 0 : -ENOMEM;
+}
+
+/* Sends a reply made by event_reply() (or recorded from it) and its newline. */
+static void reply_text(struct client *cl, const char *text)
+{
+	size_t mark = out_pending(cl);
+	int r = out_str(cl, text);
+	if (r == 0)
+		r = out_str(cl, "\n");
+	if (r == -ENOSPC)
+		reply_error_at(cl, mark, "reply too large");
+	else if (r != 0)
+		reply_error_at(cl, mark, "out of memory");
+}
+
+/*
+ * An app time further than max_app_skew from the receipt time: the event is flagged, the
+ * counter raised and, at most once a minute, a line logged (an app whose clock is wrong is
+ * wrong on every event).
+ */
+static void check_app_skew(struct ipc *ipc, struct engine_event *ev, int64_t app_t_ms)
+{
+	if (app_t_ms == INT64_MIN)
+		return;
+	/* Both times are within years 0001 to 9999 (RFC 3339 and the timeline): no overflow. */
+	int64_t max = core_config(ipc->core)->max_app_skew_ms;
+	int64_t skew = app_t_ms - ev->t_ms;
+	if (skew <= max && skew >= -max)
+		return;
+	ev->anomalies |= ANOM_CLOCK_STEP;
+	core_count(ipc->core, "ipc.app_clock_skew", 1);
+	int64_t now = loop_now_ms();
+	if (ipc->skew_logged && now - ipc->skew_logged_ms < IPC_SKEW_LOG_MS) {
+		ipc->skew_unlogged++;
+		return;
+	}
+	char app[EVJSON_TIME_MAX], ts[EVJSON_TIME_MAX], more[64] = "";
+	evjson_format_time(app_t_ms, app, sizeof(app));
+	evjson_format_time(ev->t_ms, ts, sizeof(ts));
+	if (ipc->skew_unlogged > 0)
+		snprintf(more, sizeof(more), " (%" PRIu64 " more since the last such line)",
+		         ipc->skew_unlogged);
+	log_warnx("ipc: the app's time %s is %lld s %s the receipt time %s (max_app_skew %lld s): "
+	          "kept as the app's label only, event flagged clock_step%s", app,
+	          (long long)((skew < 0 ? -skew : skew) / 1000), skew < 0 ? "before" : "after", ts,
+	          (long long)(max / 1000), more);
+	ipc->skew_logged = true;
+	ipc->skew_logged_ms = now;
+	ipc->skew_unlogged = 0;
+}
+
+/* What the window holds under a request's id, copied out of the store's callback. */
+struct recorded {
+	bool same;
+	int64_t event_id;
+	char reply[STORE_REQ_REPLY_MAX + 1];
+};
+
+static int recorded_cb(void *ctx, const struct store_request_row *r)
+{
+	struct recorded *rec = ctx;
+	rec->same = r->same;
+	rec->event_id = r->event_id;
+	snprintf(rec->reply, sizeof(rec->reply), "%s", r->reply != NULL ? r->reply : "");
+	return 0;
+}
+
+/*
+ * A request whose id is in the window: a retry gets the recorded reply and is not applied
+ * again; another request under a used id is refused. Returns true when it was answered.
+ */
+static bool answer_from_window(struct client *cl, const char *id, const char *line,
+                               size_t len)
+{
+	struct core *c = cl->ipc->core;
+	struct recorded rec;
+	memset(&rec, 0, sizeof(rec));
+	int r = store_request_get(core_store(c), id, line, len, core_now(c), recorded_cb, &rec);
+	if (r == -ENOENT)
+		return false;
+	if (r != 0) {
+		char msg[160];
+		snprintf(msg, sizeof(msg), "event not applied: the request ids cannot be read: %s",
+		         store_strerror(r));
+		core_count(c, "ipc.errors", 1);
+		reply_error(cl, msg);
+		return true;
+	}
+	if (!rec.same) {
+		char msg[200];
+		/* The id is printable ASCII (evjson checked it) and at most 63 characters. */
+		snprintf(msg, sizeof(msg), "field \"id\": \"%s\" was already used for another "
+		         "request (journal event %lld); a retry must repeat the request unchanged",
+		         id, (long long)rec.event_id);
+		core_count(c, "ipc.id_conflict", 1);
+		reply_error(cl, msg);
+		return true;
+	}
+	core_count(c, "ipc.retry", 1);
+	log_debug("ipc: request %s is a retry of journal event %lld; answered with the "
+	          "recorded reply", id, (long long)rec.event_id);
+	reply_text(cl, rec.reply);
+	return true;
+}
+
+static bool is_blank(char ch)
+{
+	return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n';
+}
+
 static void handle_event(struct client *cl, char *line, size_t len)
 {
 	struct ipc *ipc = cl->ipc;
+	/* The request as the retry window compares it: without surrounding blanks. */
+	while (len > 0 && is_blank(line[0])) {
+		line++;
+		len--;
+	}
+	while (len > 0 && is_blank(line[len - 1]))
+		line[--len] = '\0';
 	struct engine_event ev;
 	enum evjson_kind kind;
+	struct evjson_meta meta;
 	char err[256];
-	if (evjson_parse(line, len, 0, &ev, &kind, err, sizeof(err)) != 0) {
+	if (evjson_parse_meta(line, len, 0, &ev, &kind, &meta, err, sizeof(err)) != 0) {
 		core_count(ipc->core, "ipc.malformed", 1);
 		reply_error(cl, err);
 		return;
@@ -173,10 +337,20 @@ static void handle_event(struct client *cl, char *line, size_t len)
 		reply_error(cl, "field \"type\": \"restart\" is only valid in a replayed scenario");
 		return;
 	}
-	if (ev.t_ms == INT64_MIN)
-		core_stamp(ipc->core, &ev, INT64_MIN);
+	if (meta.id[0] != '\0' && answer_from_window(cl, meta.id, line, len))
+		return;
+
+	/* Live events are stamped on the daemon's timeline when they arrive, with its time
+	 * quality; the app's "t" (and "tq") stay in the journalled request as its label. */
+	struct event_reply er = { .id = meta.id, .app_t_ms = ev.t_ms };
+	core_stamp(ipc->core, &ev, INT64_MIN);
+	check_app_skew(ipc, &ev, er.app_t_ms);
+	er.t_ms = ev.t_ms;
+
 	struct core_result res;
-	int r = core_submit(ipc->core, &ev, "ipc", line, &res);
+	int r = meta.id[0] != '\0'
+	        ? core_submit_request(ipc->core, &ev, "ipc", line, meta.id, event_reply, &er, &res)
+	        : core_submit(ipc->core, &ev, "ipc", line, &res);
 	if (r != 0) {
 		char msg[128];
 		snprintf(msg, sizeof(msg), "event not stored: %s", store_strerror(r));
@@ -184,21 +358,27 @@ static void handle_event(struct client *cl, char *line, size_t len)
 		reply_error(cl, msg);
 		return;
 	}
-	cJSON *o = cJSON_CreateObject();
-	char ts[EVJSON_TIME_MAX];
-	evjson_format_time(ev.t_ms, ts, sizeof(ts));
-	if (o != NULL && (cJSON_AddTrueToObject(o, "ok") == NULL ||
-	                  cJSON_AddBoolToObject(o, "accepted", res.accepted) == NULL ||
-	                  cJSON_AddStringToObject(o, "t", ts) == NULL ||
-	                  (res.journaled && res.event_id > 0 &&
-	                   cJSON_AddNumberToObject(o, "event_id", (double)res.event_id) == NULL) ||
-	                  (!res.accepted &&
-	                   cJSON_AddStringToObject(o, "reason",
-	                                           engine_reject_name(res.reject)) == NULL))) {
-		cJSON_Delete(o);
-		o = NULL;
+	if (meta.id[0] != '\0') {
+		if (ipc->kill_id[0] != '\0' && strcmp(ipc->kill_id, meta.id) == 0) {
+			/* The test hook (docs/ipc.md, "Testing retries"): the request is committed,
+			 * its reply is not sent. */
+			log_warnx("test hook: request %s committed; killing coverd before its reply "
+			          "(COVERD_TEST_KILL_BEFORE_REPLY)", meta.id);
+			(void)raise(SIGKILL);
+		}
+		const char *recorded = store_request_reply(core_store(ipc->core));
+		if (recorded[0] == '\0')
+			reply_error(cl, "internal error: the recorded reply is missing");
+		else
+			reply_text(cl, recorded);
+		return;
 	}
-	reply_object(cl, o);
+	char text[STORE_REQ_REPLY_MAX + 1];
+	if (event_reply(&er, &res, text, sizeof(text)) != 0) {
+		reply_error(cl, "out of memory");
+		return;
+	}
+	reply_text(cl, text);
 }
 
 /* ---------------------------------------------------------------- queries */
@@ -256,6 +436,7 @@ static cJSON *build_status(struct ipc *ipc)
 	bad |= cJSON_AddBoolToObject(s, "has_policy", st->has_policy) == NULL;
 	bad |= add_str_or_null(s, "policy_id", st->has_policy ? st->policy.policy_id : NULL) != 0;
 	bad |= cJSON_AddNumberToObject(s, "jobs_active", st->jobs_active) == NULL;
+	bad |= render_status_counts(s, st) != 0;   /* gnss, job_events */
 	bad |= cJSON_AddBoolToObject(s, "ignition", st->ignition_on) == NULL;
 	bad |= add_time_or_null(s, "last_event", st->started, st->last_t_ms) != 0;
 	if (st->have_fix) {
@@ -381,106 +562,34 @@ static void query_list(struct client *cl, bool sessions, const char *session_id)
 	}
 }
 
-/* Deep copies of store rows, whose strings are only valid inside the callback. */
-struct act_copy {
-	bool found;
-	struct store_activation_row row;
-	char *strs[10];
-};
-
-static char *dup_or_null(const char *s)
-{
-	return s != NULL ? strdup(s) : NULL;
-}
-
-static int act_copy_cb(void *ctx, const struct store_activation_row *r)
-{
-	struct act_copy *a = ctx;
-	a->found = true;
-	a->row = *r;
-	const char **fields[10] = {
-		&a->row.id, &a->row.session_id, &a->row.policy_id, &a->row.driver_id,
-		&a->row.vehicle_id, &a->row.status, &a->row.end_reason, &a->row.time_quality,
-		&a->row.open_rule, &a->row.close_rule,
-	};
-	for (int i = 0; i < 10; i++) {
-		a->strs[i] = dup_or_null(*fields[i]);
-		if (*fields[i] != NULL && a->strs[i] == NULL)
-			return -ENOMEM;
-		*fields[i] = a->strs[i];
-	}
-	/* One row is enough: ids are unique. */
-	return 1;
-}
-
-struct ev_copy {
-	bool found;
-	struct store_event_row row;
-	char *strs[5];
-};
-
-static int ev_copy_cb(void *ctx, const struct store_event_row *r)
-{
-	struct ev_copy *e = ctx;
-	e->found = true;
-	e->row = *r;
-	const char **fields[5] = { &e->row.source, &e->row.type, &e->row.json, &e->row.status,
-	                           &e->row.reason };
-	for (int i = 0; i < 5; i++) {
-		e->strs[i] = dup_or_null(*fields[i]);
-		if (*fields[i] != NULL && e->strs[i] == NULL)
-			return -ENOMEM;
-		*fields[i] = e->strs[i];
-	}
-	return 1;
-}
-
-static void ev_copy_free(struct ev_copy *e)
-{
-	for (int i = 0; i < 5; i++)
-		free(e->strs[i]);
-}
-
+/* The explanation of an activation's bill (daemon/explain.h), in the configured zone. */
 static void query_explain(struct client *cl, const char *id)
 {
-	struct store *st = core_store(cl->ipc->core);
-	struct act_copy a;
-	struct ev_copy oe, ce;
-	memset(&a, 0, sizeof(a));
-	memset(&oe, 0, sizeof(oe));
-	memset(&ce, 0, sizeof(ce));
-
-	int r = store_activation_get(st, id, act_copy_cb, &a);
-	if (r < 0 && r != -ENOENT) {
-		char msg[128];
-		snprintf(msg, sizeof(msg), "store: %s", store_strerror(r));
-		reply_error(cl, msg);
-	} else if (!a.found) {
+	const struct coverd_config *cfg = core_config(cl->ipc->core);
+	cJSON *ex = NULL;
+	int r = explain_build(core_store(cl->ipc->core), id, core_state(cl->ipc->core),
+	                      &cfg->engine, cfg->time_zone, &ex);
+	if (r == -ENOENT) {
 		char msg[ENGINE_ACT_ID_MAX + 64];
 		snprintf(msg, sizeof(msg), "field \"id\": no activation \"%.*s\"", ENGINE_ACT_ID_MAX,
 		         id);
 		reply_error(cl, msg);
-	} else {
-		if (a.row.open_event_id > 0)
-			(void)store_event_get(st, a.row.open_event_id, ev_copy_cb, &oe);
-		if (a.row.close_event_id > 0)
-			(void)store_event_get(st, a.row.close_event_id, ev_copy_cb, &ce);
-		(void)render_overlay_live(&a.row, core_state(cl->ipc->core));
-		cJSON *ex = render_explain(&a.row, oe.found ? &oe.row : NULL,
-		                           ce.found ? &ce.row : NULL, &core_config(cl->ipc->core)->engine);
-		cJSON *o = cJSON_CreateObject();
-		if (ex == NULL || o == NULL || cJSON_AddTrueToObject(o, "ok") == NULL ||
-		    !cJSON_AddItemToObject(o, "explain", ex)) {
-			cJSON_Delete(ex);
-			cJSON_Delete(o);
-			o = NULL;
-		}
-		reply_object(cl, o);
+		return;
 	}
-	for (int i = 0; i < 10; i++)
-		free(a.strs[i]);
-	ev_copy_free(&oe);
-	ev_copy_free(&ce);
+	if (r < 0) {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "store: %s", store_strerror(r));
+		reply_error(cl, msg);
+		return;
+	}
+	cJSON *o = cJSON_CreateObject();
+	if (o == NULL || cJSON_AddTrueToObject(o, "ok") == NULL ||
+	    !cJSON_AddItemToObject(o, "explain", ex)) {
+		cJSON_Delete(ex);
+		cJSON_Delete(o);
+		o = NULL;
+	}
+	reply_object(cl, o);
 }
 
 static void query_health(struct client *cl)
@@ -971,4 +1080,12 @@ void ipc_set_status_hook(struct ipc *ipc, void (*fn)(void *ctx, struct cJSON *st
 {
 	ipc->status_hook = fn;
 	ipc->status_ctx = ctx;
+}
+
+int ipc_set_test_kill(struct ipc *ipc, const char *id)
+{
+	if (id == NULL || id[0] == '\0' || strlen(id) >= sizeof(ipc->kill_id))
+		return -EINVAL;
+	snprintf(ipc->kill_id, sizeof(ipc->kill_id), "%s", id);
+	return 0;
 }

@@ -44,4 +44,11 @@ struct cJSON;
 void ipc_set_status_hook(struct ipc *ipc, void (*fn)(void *ctx, struct cJSON *status),
                          void *ctx);
 
+/*
+ * The test hook of docs/ipc.md, "Testing retries": once the request with this id has been
+ * committed, the daemon kills itself with SIGKILL before sending the reply. main.c sets it
+ * only in the foreground (-f, -d) from COVERD_TEST_KILL_BEFORE_REPLY. 0 or -EINVAL.
+ */
+int ipc_set_test_kill(struct ipc *ipc, const char *id);
+
 #endif

@@ -346,6 +346,19 @@ static int run(struct daemon *d, const struct coverd_config *cfg)
 		startup_error(d, err);
 		return 1;
 	}
+	/* A test hook (docs/ipc.md, "Testing retries"): the service runs without -f or -d, so
+	 * an environment variable left behind cannot arm it there. */
+	const char *kill_id = getenv("COVERD_TEST_KILL_BEFORE_REPLY");
+	if (kill_id != NULL && kill_id[0] != '\0') {
+		if (!d->o.foreground)
+			log_warnx("COVERD_TEST_KILL_BEFORE_REPLY is set but ignored: the test hook "
+			          "works only in the foreground (-f or -d)");
+		else if (ipc_set_test_kill(d->ipc, kill_id) != 0)
+			log_warnx("COVERD_TEST_KILL_BEFORE_REPLY: not a request id; ignored");
+		else
+			log_warnx("test hook armed: coverd kills itself after committing request %s "
+			          "and before replying (COVERD_TEST_KILL_BEFORE_REPLY)", kill_id);
+	}
 	if (d->o.replay != NULL) {
 		r = replay_new(&d->replay, d->o.replay, d->o.speed, d->core, d->loop, on_replay_done,
 		               d, err, sizeof(err));

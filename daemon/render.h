@@ -25,18 +25,6 @@ cJSON *render_event(const struct store_event_row *r);
 cJSON *render_anomalies(uint32_t anomalies);
 
 /*
- * Added for `coverctl explain` and the socket's explain command, so both give the same
- * words. render_rule_text writes into buf (always NUL-terminated) what a rule, named as
- * engine_rule_name() names it, means for a driver, worded as the clause after "because":
- * why cover started or ended, or why an activation opened, closed or was voided. closing
- * selects the closing wording (hour_boundary); index is the activation's index;
- * end_reason (engine_end_reason_name, may be NULL) is the activation's end reason, which
- * lets a backdated_end close name the rule that really ended the session ("void" or NULL
- * gives the voided wording); cfg (may be NULL: defaults) supplies the durations named.
- */
-void render_rule_text(char *buf, size_t len, const char *rule, int closing, int index,
-                      const char *end_reason, const struct engine_config *cfg);
-/*
  * An open activation's store row holds the figures of its opening revision; the running
  * ones (distance, moving time, jobs, end position, anomalies, time quality) live in the
  * engine state until the activation closes. When r is the open activation of st's
@@ -47,13 +35,15 @@ void render_rule_text(char *buf, size_t len, const char *rule, int closing, int 
 int render_overlay_live(struct store_activation_row *r, const struct engine_state *st);
 
 /*
- * The explain object of docs/ipc.md: {"activation":{...},"open_event":{...}|null,
- * "close_event":{...}|null,"statement":"..."}. open_ev and close_ev may be NULL (no
- * journal row). The statement is a paragraph a driver disputing a bill can read: the
- * interval, the rule that opened and closed the activation in words, how it is billed,
- * the distance, moving time and jobs, the time quality and the anomalies.
+ * Adds to a status object (docs/ipc.md) the engine's GNSS and job accounting, from st:
+ * "gnss": {"accepted": n, "rejected": {"no_fix": n, "eph": n, "bad_value": n,
+ * "out_of_order": n}, "moving_s": s} and "job_events": {"duplicate": n, "ignored": n,
+ * "timed_out": n}. eph counts fixes whose horizontal error is unknown or above max_eph.
+ * The socket's status and coverctl's read-only status both use it. 0, or -1 when out of
+ * memory (status may then hold part of it; the caller drops the object).
  */
-cJSON *render_explain(const struct store_activation_row *a, const struct store_event_row *open_ev,
-                      const struct store_event_row *close_ev, const struct engine_config *cfg);
+int render_status_counts(cJSON *status, const struct engine_state *st);
+
+/* The explanation of an activation's bill is daemon/explain.h. */
 
 #endif

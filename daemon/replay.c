@@ -188,7 +188,9 @@ static void finish(struct replay *r, int status)
 {
 	loop_timer_stop(r->loop, &r->timer);
 	if (status == 0 && r->have_last) {
-		int e = core_tick(r->core, r->last_t, "replay");
+		/* The end of the replay: deadlines due at the last event's time are judged now,
+		 * 1 ms after it, as the daemon's timer would (engine.h, instants and ties). */
+		int e = core_tick(r->core, r->last_t + 1, "replay");
 		if (e != 0) {
 			fprintf(stderr, "%s: final tick not stored: %s\n", r->path, store_strerror(e));
 			status = e;
@@ -273,7 +275,8 @@ static int wait_for_pending(struct replay *r)
 			(void)loop_timer_start(r->loop, &r->timer, at, 0);
 			return 1;
 		}
-		int64_t t = st->started && d < st->last_t_ms ? st->last_t_ms : d;
+		/* The deadline fires at the first time past it; d < e, so d + 1 <= e. */
+		int64_t t = st->started && d + 1 < st->last_t_ms ? st->last_t_ms : d + 1;
 		int rc = core_tick(r->core, t, "timer");
 		if (rc != 0)
 			return rc;

@@ -62,7 +62,8 @@
 #define BODY_JSON_MAX 4096     /* an activation record prints to about 700 bytes */
 #define TRACK_REC_SIZE 19
 #define TRACK_FMT 1
-#define STATE_FORMAT 1         /* the store's JSON layout of struct engine_state */
+#define STATE_FORMAT 2         /* the store's JSON layout of struct engine_state */
+#define STATE_FORMAT_V1 1      /* revision 1 engine's layout: still read, migrated on load */
 #define JSON_INT_MAX 9007199254740992LL   /* 2^53: larger integers are kept as strings */
 
 /* ------------------------------------------------------------------------------------ */
@@ -162,6 +163,26 @@ static const char *const migrations[] = {
 	"  value TEXT NOT NULL,"
 	"  cmd_id TEXT NOT NULL,"
 	"  t_ms INTEGER NOT NULL) WITHOUT ROWID;",
+
+	/* 3 -> 4: socket requests with a client-chosen id (docs/ipc.md, "Retries"). Each is
+	 * recorded with the reply it was given, in its event's transaction, so a retry is
+	 * answered from here and not applied again, even after a restart. hash is the
+	 * SHA-256 of the request's bytes; t_ms its receipt time on the daemon's timeline. */
+	"CREATE TABLE requests ("
+	"  seq INTEGER PRIMARY KEY,"
+	"  id TEXT NOT NULL UNIQUE,"
+	"  hash BLOB NOT NULL,"
+	"  t_ms INTEGER NOT NULL,"
+	"  event_id INTEGER REFERENCES events(id),"
+	"  reply TEXT NOT NULL);",
+
+	/* 4 -> 5: what kept cover alive when each activation's hour began, for explain
+	 * (struct engine_activation's alive and alive_since_ms): the reason by name and the
+	 * time it refers to. Rows written before this schema have neither: NULL, "not
+	 * recorded". */
+	"ALTER TABLE activations ADD COLUMN alive TEXT"
+	"  CHECK (alive IN ('start', 'job', 'grace', 'movement', 'online'));"
+	"ALTER TABLE activations ADD COLUMN alive_since INTEGER;",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,
@@ -178,6 +199,8 @@ enum stmt_id {
 	Q_OUTBOX_NEXT, Q_OUTBOX_ACK, Q_OUTBOX_DEPTH, Q_PING, Q_TRACK_ALL, Q_TRACK_SESSION,
 	Q_OUTBOX_MAX, Q_TRACK_PRUNE_SUM, Q_TRACK_PRUNE, Q_CMD_GET, Q_CMD_INS, Q_CMD_PRUNE,
 	Q_OVERLAY_SET, Q_OVERLAY_ALL,
+	Q_REQ_GET, Q_REQ_INS, Q_REQ_PRUNE,
+	Q_EVENTS_BACK,
 	Q_COUNT
 };
 
@@ -185,7 +208,7 @@ enum stmt_id {
 	"a.id, a.session_id, s.policy_id, s.driver_id, s.vehicle_id, a.status, a.end_reason," \
 	" a.time_quality, a.open_rule, a.close_rule, a.idx, a.revision, a.jobs, a.start_ms," \
 	" a.end_ms, a.distance_m, a.moving_ms, a.start_lat, a.start_lon, a.end_lat," \
-	" a.end_lon, a.anomalies, a.open_event_id, a.close_event_id" \
+	" a.end_lon, a.anomalies, a.open_event_id, a.close_event_id, a.alive, a.alive_since" \
 	" FROM activations a JOIN sessions s ON s.id = a.session_id"
 
 static const char *const stmt_sql[Q_COUNT] = {
@@ -202,9 +225,10 @@ static const char *const stmt_sql[Q_COUNT] = {
 	[Q_ACT_UPSERT] =
 	    "INSERT INTO activations (id, session_id, idx, revision, status, start_ms, end_ms,"
 	    " end_reason, distance_m, moving_ms, jobs, start_lat, start_lon, end_lat, end_lon,"
-	    " time_quality, anomalies, open_event_id, close_event_id, open_rule, close_rule)"
+	    " time_quality, anomalies, open_event_id, close_event_id, open_rule, close_rule,"
+	    " alive, alive_since)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,"
-	    " ?17, ?18, ?19, ?20, ?21)"
+	    " ?17, ?18, ?19, ?20, ?21, ?22, ?23)"
 	    " ON CONFLICT (id) DO UPDATE SET revision = excluded.revision,"
 	    " status = excluded.status, start_ms = excluded.start_ms, end_ms = excluded.end_ms,"
 	    " end_reason = excluded.end_reason, distance_m = excluded.distance_m,"
@@ -215,7 +239,9 @@ static const char *const stmt_sql[Q_COUNT] = {
 	    " open_event_id = COALESCE(activations.open_event_id, excluded.open_event_id),"
 	    " close_event_id = COALESCE(excluded.close_event_id, activations.close_event_id),"
 	    " open_rule = COALESCE(activations.open_rule, excluded.open_rule),"
-	    " close_rule = COALESCE(excluded.close_rule, activations.close_rule)",
+	    " close_rule = COALESCE(excluded.close_rule, activations.close_rule),"
+	    " alive = COALESCE(excluded.alive, activations.alive),"
+	    " alive_since = COALESCE(excluded.alive_since, activations.alive_since)",
 	[Q_OUTBOX_LAST] = "SELECT seq, body FROM outbox ORDER BY seq DESC LIMIT 1",
 	[Q_OUTBOX_INS] = "INSERT INTO outbox (seq, kind, record_id, revision, body, sig,"
 	                 " created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -237,6 +263,8 @@ static const char *const stmt_sql[Q_COUNT] = {
 	[Q_ACT_GET] = "SELECT " ACT_COLUMNS " WHERE a.id = ?1",
 	[Q_EVENT_GET] = "SELECT id, t_ms, source, type, json, status, reason FROM events"
 	                " WHERE id = ?1",
+	[Q_EVENTS_BACK] = "SELECT id, t_ms, source, type, json, status, reason FROM events"
+	                  " WHERE id BETWEEN ?1 AND ?2 AND type = ?3 ORDER BY id DESC",
 	[Q_OUTBOX_NEXT] = "SELECT seq, kind, record_id, revision, body, sig, created_ms"
 	                  " FROM outbox WHERE seq > ?1 AND delivered_ms IS NULL"
 	                  " ORDER BY seq LIMIT ?2",
@@ -265,6 +293,14 @@ static const char *const stmt_sql[Q_COUNT] = {
 	                  " value = excluded.value, cmd_id = excluded.cmd_id,"
 	                  " t_ms = excluded.t_ms",
 	[Q_OVERLAY_ALL] = "SELECT key, value, cmd_id, t_ms FROM config_overlay ORDER BY key",
+	[Q_REQ_GET] = "SELECT id, hash, t_ms, event_id, reply FROM requests"
+	              " WHERE id = ?1 AND t_ms >= ?2",
+	/* An id still stored but out of the window (older than the age bound, not yet
+	 * pruned) is a new request: it replaces the old row. */
+	[Q_REQ_INS] = "INSERT OR REPLACE INTO requests (id, hash, t_ms, event_id, reply)"
+	              " VALUES (?1, ?2, ?3, ?4, ?5)",
+	[Q_REQ_PRUNE] = "DELETE FROM requests"
+	                " WHERE seq <= (SELECT MAX(seq) FROM requests) - ?1 OR t_ms < ?2",
 };
 
 /* ------------------------------------------------------------------------------------ */
@@ -307,6 +343,14 @@ struct store {
 	char cmd_id[STORE_CMD_ID_MAX + 1];
 	char cmd_json[STORE_CMD_JSON_MAX + 1];
 	char cmd_reply[STORE_CMD_REPLY_MAX + 1];
+
+	/* A socket request to record in the next store_apply() (store_request_arm). */
+	bool req_armed;
+	char req_id[STORE_REQ_ID_MAX + 1];
+	unsigned char req_hash[32];
+	store_reply_fn req_reply_fn;
+	void *req_reply_ctx;
+	char req_reply[STORE_REQ_REPLY_MAX + 1];   /* the reply the last commit recorded */
 
 	unsigned char blob[STORE_TRACK_BATCH * TRACK_REC_SIZE];
 	char state_json[STATE_JSON_MAX];
@@ -591,15 +635,52 @@ static bool put_act(cJSON *arr, const struct engine_activation *a)
 	       put_dbl(j, "distance_m", a->distance_m) && put_i64(j, "moving_ms", a->moving_ms) &&
 	       put_int(j, "jobs", a->jobs) && put_pos(j, "start_pos", &a->start_pos) &&
 	       put_pos(j, "end_pos", &a->end_pos) && put_int(j, "tq", (int)a->tq) &&
-	       put_u64(j, "anomalies", a->anomalies);
+	       put_u64(j, "anomalies", a->anomalies) && put_int(j, "alive", a->alive) &&
+	       put_i64(j, "alive_since_ms", a->alive_since_ms);
 }
 
 static bool put_snap(cJSON *o, const char *k, const struct engine_snap *sn)
 {
 	cJSON *j = cJSON_AddObjectToObject(o, k);
-	return j != NULL && put_bool(j, "valid", sn->valid) && put_int(j, "index", sn->index) &&
-	       put_dbl(j, "distance_m", sn->distance_m) && put_i64(j, "moving_ms", sn->moving_ms) &&
-	       put_pos(j, "pos", &sn->pos);
+	return j != NULL && put_bool(j, "valid", sn->valid) && put_i64(j, "t_ms", sn->t_ms) &&
+	       put_int(j, "index", sn->index) && put_dbl(j, "distance_m", sn->distance_m) &&
+	       put_i64(j, "moving_ms", sn->moving_ms) && put_pos(j, "pos", &sn->pos) &&
+	       put_u64(j, "anomalies", sn->anomalies) && put_int(j, "tq", (int)sn->tq);
+}
+
+static bool put_jobs(cJSON *o, const struct engine_state *s)
+{
+	cJSON *arr = cJSON_AddArrayToObject(o, "jobs");
+	if (arr == NULL || s->n_jobs < 0 || s->n_jobs > ENGINE_MAX_JOBS)
+		return false;
+	for (int i = 0; i < s->n_jobs; i++) {
+		cJSON *j = cJSON_CreateObject();
+		if (j == NULL)
+			return false;
+		if (!cJSON_AddItemToArray(arr, j)) {
+			cJSON_Delete(j);
+			return false;
+		}
+		if (!put_str(j, "id", s->jobs[i].id) || !put_i64(j, "accepted_ms", s->jobs[i].accepted_ms) ||
+		    !put_i64(j, "last_ms", s->jobs[i].last_ms))
+			return false;
+	}
+	return true;
+}
+
+static bool put_gnss(cJSON *o, const struct engine_gnss_stats *g)
+{
+	cJSON *j = cJSON_AddObjectToObject(o, "gnss");
+	return j != NULL && put_u64(j, "accepted", g->accepted) && put_u64(j, "no_fix", g->no_fix) &&
+	       put_u64(j, "eph", g->eph) && put_u64(j, "bad_value", g->bad_value) &&
+	       put_u64(j, "out_of_order", g->out_of_order) && put_i64(j, "moving_ms", g->moving_ms);
+}
+
+static bool put_pend(cJSON *o, const struct engine_pending *p)
+{
+	cJSON *j = cJSON_AddObjectToObject(o, "pend");
+	return j != NULL && put_i64(j, "at_ms", p->at_ms) && put_int(j, "jobs", p->jobs) &&
+	       put_u64(j, "anomalies", p->anomalies) && put_int(j, "tq", (int)p->tq);
 }
 
 static cJSON *state_to_json(const struct engine_state *s)
@@ -628,14 +709,24 @@ static cJSON *state_to_json(const struct engine_state *s)
 	     put_u64(o, "sessions_total", s->sessions_total) &&
 	     put_u64(o, "rejected_total", s->rejected_total) &&
 	     put_snap(o, "snap_job", &s->snap_job) && put_snap(o, "snap_app", &s->snap_app) &&
-	     put_snap(o, "snap_move", &s->snap_move);
+	     put_snap(o, "snap_move", &s->snap_move) && put_snap(o, "snap_grace", &s->snap_grace) &&
+	     put_jobs(o, s) && put_int(o, "anon_jobs", s->anon_jobs) &&
+	     put_i64(o, "anon_first_ms", s->anon_first_ms) &&
+	     put_i64(o, "anon_last_ms", s->anon_last_ms) &&
+	     put_i64(o, "grace_from_ms", s->grace_from_ms) &&
+	     put_bool(o, "silence_ended", s->silence_ended) &&
+	     put_u64(o, "jobs_duplicate_total", s->jobs_duplicate_total) &&
+	     put_u64(o, "jobs_ignored_total", s->jobs_ignored_total) &&
+	     put_u64(o, "jobs_timeout_total", s->jobs_timeout_total) &&
+	     put_gnss(o, &s->gnss) && put_pend(o, &s->pend);
 	cJSON *j = ok ? cJSON_AddObjectToObject(o, "s") : NULL;
 	ok = j != NULL && put_bool(j, "open", ss->open) && put_str(j, "id", ss->id) &&
 	     put_u64(j, "ordinal", ss->ordinal) && put_int(j, "trigger", (int)ss->trigger) &&
 	     put_i64(j, "start_ms", ss->start_ms) && put_i64(j, "end_ms", ss->end_ms) &&
 	     put_int(j, "end_reason", (int)ss->end_reason) &&
 	     put_str(j, "policy_id", ss->policy_id) && put_str(j, "driver_id", ss->driver_id) &&
-	     put_str(j, "vehicle_id", ss->vehicle_id) && put_int(j, "n_acts", ss->n_acts);
+	     put_str(j, "vehicle_id", ss->vehicle_id) && put_int(j, "n_acts", ss->n_acts) &&
+	     put_int(j, "jobs_accepted", ss->jobs_accepted);
 	cJSON *arr = ok ? cJSON_AddArrayToObject(j, "acts") : NULL;
 	ok = arr != NULL && ss->n_acts >= 0 && ss->n_acts <= ENGINE_MAX_ACTS;
 	for (int i = 0; ok && i < ss->n_acts; i++)
@@ -766,7 +857,7 @@ static bool get_fix(const cJSON *o, const char *k, struct engine_fix *f)
 	       get_int(j, "mode", INT_MIN, INT_MAX, &f->mode);
 }
 
-static bool get_act(const cJSON *j, struct engine_activation *a)
+static bool get_act(const cJSON *j, struct engine_activation *a, bool v1)
 {
 	int status, end_reason, tq;
 	uint64_t anom;
@@ -774,7 +865,7 @@ static bool get_act(const cJSON *j, struct engine_activation *a)
 	    !get_enum(j, "status", ACT_VOID, &status) ||
 	    !get_int(j, "revision", INT_MIN, INT_MAX, &a->revision) ||
 	    !get_i64(j, "start_ms", &a->start_ms) || !get_i64(j, "end_ms", &a->end_ms) ||
-	    !get_enum(j, "end_reason", END_VOID, &end_reason) ||
+	    !get_enum(j, "end_reason", END_JOB_TIMEOUT, &end_reason) ||
 	    !get_dbl(j, "distance_m", &a->distance_m) ||
 	    !get_i64(j, "moving_ms", &a->moving_ms) ||
 	    !get_int(j, "jobs", INT_MIN, INT_MAX, &a->jobs) ||
@@ -782,6 +873,14 @@ static bool get_act(const cJSON *j, struct engine_activation *a)
 	    !get_enum(j, "tq", TQ_UNSYNCED, &tq) || !get_u64(j, "anomalies", &anom) ||
 	    anom > UINT32_MAX)
 		return false;
+	if (v1) {
+		/* Revision 1 did not record what kept cover alive: "not recorded". */
+		a->alive = ALIVE_START;
+		a->alive_since_ms = INT64_MIN;
+	} else if (!get_enum(j, "alive", ALIVE_ONLINE, &a->alive) ||
+	           !get_i64(j, "alive_since_ms", &a->alive_since_ms)) {
+		return false;
+	}
 	a->status = (enum engine_act_status)status;
 	a->end_reason = (enum engine_end_reason)end_reason;
 	a->tq = (enum engine_time_quality)tq;
@@ -799,10 +898,99 @@ static bool get_snap(const cJSON *o, const char *k, struct engine_snap *sn)
 		memset(sn, 0, sizeof(*sn));
 		return true;
 	}
-	return cJSON_IsObject(j) && get_bool(j, "valid", &sn->valid) &&
-	       get_int(j, "index", 0, ENGINE_MAX_ACTS - 1, &sn->index) &&
-	       get_dbl(j, "distance_m", &sn->distance_m) && get_i64(j, "moving_ms", &sn->moving_ms) &&
-	       get_pos(j, "pos", &sn->pos);
+	int tq = 0;
+	uint64_t anom = 0;
+	bool ok = cJSON_IsObject(j) && get_bool(j, "valid", &sn->valid) &&
+	          get_int(j, "index", 0, ENGINE_MAX_ACTS - 1, &sn->index) &&
+	          get_dbl(j, "distance_m", &sn->distance_m) &&
+	          get_i64(j, "moving_ms", &sn->moving_ms) && get_pos(j, "pos", &sn->pos);
+	/* Format 1 snapshots carry no time, anomalies or time quality; the migration in
+	 * state_from_json() fills them in. */
+	if (ok && cJSON_GetObjectItemCaseSensitive(j, "t_ms") != NULL)
+		ok = get_i64(j, "t_ms", &sn->t_ms) && get_u64(j, "anomalies", &anom) &&
+		     anom <= UINT32_MAX && get_enum(j, "tq", TQ_UNSYNCED, &tq);
+	sn->anomalies = (uint32_t)anom;
+	sn->tq = (enum engine_time_quality)tq;
+	return ok;
+}
+
+static bool get_jobs(const cJSON *o, struct engine_state *s)
+{
+	const cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, "jobs");
+	int n = cJSON_GetArraySize(arr);
+	if (!cJSON_IsArray(arr) || n > ENGINE_MAX_JOBS)
+		return false;
+	s->n_jobs = 0;
+	for (const cJSON *j = arr->child; j != NULL; j = j->next) {
+		struct engine_job *jb = &s->jobs[s->n_jobs++];
+		if (!cJSON_IsObject(j) || !get_str(j, "id", jb->id, sizeof(jb->id)) || jb->id[0] == '\0' ||
+		    !get_i64(j, "accepted_ms", &jb->accepted_ms) || !get_i64(j, "last_ms", &jb->last_ms))
+			return false;
+	}
+	return true;
+}
+
+static bool get_gnss(const cJSON *o, struct engine_gnss_stats *g)
+{
+	const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, "gnss");
+	return cJSON_IsObject(j) && get_u64(j, "accepted", &g->accepted) &&
+	       get_u64(j, "no_fix", &g->no_fix) && get_u64(j, "eph", &g->eph) &&
+	       get_u64(j, "bad_value", &g->bad_value) &&
+	       get_u64(j, "out_of_order", &g->out_of_order) && get_i64(j, "moving_ms", &g->moving_ms);
+}
+
+static bool get_pend(const cJSON *o, struct engine_pending *p)
+{
+	const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, "pend");
+	int tq;
+	uint64_t anom;
+	bool ok = cJSON_IsObject(j) && get_i64(j, "at_ms", &p->at_ms) &&
+	          get_int(j, "jobs", 0, ENGINE_MAX_JOBS * 64, &p->jobs) &&
+	          get_u64(j, "anomalies", &anom) && anom <= UINT32_MAX &&
+	          get_enum(j, "tq", TQ_UNSYNCED, &tq);
+	if (ok) {
+		p->anomalies = (uint32_t)anom;
+		p->tq = (enum engine_time_quality)tq;
+	}
+	return ok;
+}
+
+/*
+ * A format-1 state (the revision 1 engine) as revision 2 needs it. Jobs were only
+ * counted: they become jobs without id, whose job_timeout counts from the last app event
+ * (no job event can be later, so no job is ended early). The grace ran from the last job
+ * end. Snapshots are dated by the moment each refers to and keep the figures they hold;
+ * anomalies and time quality stay as the activation has them.
+ */
+static void state_migrate_v1(struct engine_state *s)
+{
+	struct engine_session *ss = &s->s;
+	s->version = ENGINE_STATE_VERSION;
+	s->n_jobs = 0;
+	s->anon_jobs = s->jobs_active > 0 ? s->jobs_active : 0;
+	if (s->anon_jobs > ENGINE_MAX_JOBS)
+		s->anon_jobs = ENGINE_MAX_JOBS;
+	s->jobs_active = s->anon_jobs;
+	s->anon_last_ms = s->anon_jobs > 0 ? s->last_app_ms : INT64_MIN;
+	s->anon_first_ms = s->anon_jobs > 0 ? (ss->open ? ss->start_ms : s->last_app_ms) : INT64_MIN;
+	s->grace_from_ms = s->last_job_end_ms;
+	s->silence_ended = false;
+	s->pend.at_ms = INT64_MIN;
+	struct { struct engine_snap *sn; int64_t t; } sn[3] = {
+		{ &s->snap_job, s->last_job_end_ms }, { &s->snap_app, s->last_app_ms },
+		{ &s->snap_move, s->last_move_ms },
+	};
+	for (int i = 0; i < 3; i++) {
+		sn[i].sn->t_ms = sn[i].t;
+		if (sn[i].sn->valid && sn[i].sn->index < ss->n_acts) {
+			sn[i].sn->anomalies = ss->acts[sn[i].sn->index].anomalies;
+			sn[i].sn->tq = ss->acts[sn[i].sn->index].tq;
+		}
+	}
+	memset(&s->snap_grace, 0, sizeof(s->snap_grace));
+	ss->jobs_accepted = 0;
+	for (int i = 0; i < ss->n_acts; i++)
+		ss->jobs_accepted += ss->acts[i].jobs;
 }
 
 static int state_from_json(const cJSON *o, struct engine_state *s)
@@ -812,7 +1000,8 @@ static int state_from_json(const cJSON *o, struct engine_state *s)
 	if (!cJSON_IsObject(o) || !get_int(o, "format", INT_MIN, INT_MAX, &format) ||
 	    !get_int(o, "version", INT_MIN, INT_MAX, &s->version))
 		return -EIO;
-	if (format != STATE_FORMAT || s->version != ENGINE_STATE_VERSION)
+	bool v1 = format == STATE_FORMAT_V1 && s->version == 1;
+	if (!v1 && (format != STATE_FORMAT || s->version != ENGINE_STATE_VERSION))
 		return -EPROTO;
 	const cJSON *p = cJSON_GetObjectItemCaseSensitive(o, "policy");
 	const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, "s");
@@ -841,11 +1030,25 @@ static int state_from_json(const cJSON *o, struct engine_state *s)
 	    !get_u64(j, "ordinal", &ss->ordinal) ||
 	    !get_enum(j, "trigger", TRIGGER_MOTION, &trigger) ||
 	    !get_i64(j, "start_ms", &ss->start_ms) || !get_i64(j, "end_ms", &ss->end_ms) ||
-	    !get_enum(j, "end_reason", END_VOID, &end_reason) ||
+	    !get_enum(j, "end_reason", END_JOB_TIMEOUT, &end_reason) ||
 	    !get_str(j, "policy_id", ss->policy_id, sizeof(ss->policy_id)) ||
 	    !get_str(j, "driver_id", ss->driver_id, sizeof(ss->driver_id)) ||
 	    !get_str(j, "vehicle_id", ss->vehicle_id, sizeof(ss->vehicle_id)) ||
 	    !get_int(j, "n_acts", 0, ENGINE_MAX_ACTS, &ss->n_acts))
+		return -EIO;
+	if (!v1 &&
+	    (!get_snap(o, "snap_grace", &s->snap_grace) || !get_jobs(o, s) ||
+	     !get_int(o, "anon_jobs", 0, ENGINE_MAX_JOBS, &s->anon_jobs) ||
+	     !get_i64(o, "anon_first_ms", &s->anon_first_ms) ||
+	     !get_i64(o, "anon_last_ms", &s->anon_last_ms) ||
+	     !get_i64(o, "grace_from_ms", &s->grace_from_ms) ||
+	     !get_bool(o, "silence_ended", &s->silence_ended) ||
+	     !get_u64(o, "jobs_duplicate_total", &s->jobs_duplicate_total) ||
+	     !get_u64(o, "jobs_ignored_total", &s->jobs_ignored_total) ||
+	     !get_u64(o, "jobs_timeout_total", &s->jobs_timeout_total) ||
+	     !get_gnss(o, &s->gnss) || !get_pend(o, &s->pend) ||
+	     !get_int(j, "jobs_accepted", 0, INT_MAX, &ss->jobs_accepted) ||
+	     s->jobs_active != s->n_jobs + s->anon_jobs || s->n_jobs + s->anon_jobs > ENGINE_MAX_JOBS))
 		return -EIO;
 	ss->trigger = (enum engine_trigger)trigger;
 	ss->end_reason = (enum engine_end_reason)end_reason;
@@ -854,8 +1057,10 @@ static int state_from_json(const cJSON *o, struct engine_state *s)
 		return -EIO;
 	int i = 0;
 	for (const cJSON *a = arr->child; a != NULL; a = a->next, i++)
-		if (!get_act(a, &ss->acts[i]))
+		if (!get_act(a, &ss->acts[i], v1))
 			return -EIO;
+	if (v1)
+		state_migrate_v1(s);
 	return 0;
 }
 
@@ -1539,6 +1744,37 @@ static int command_insert(struct store *st, const char *id, const char *cmd_json
 	return run(st, s, "commands: prune");
 }
 
+/* Socket requests, inside the caller's transaction (the event's journal id is known). */
+static int request_insert(struct store *st, int64_t t_ms, int64_t event_id)
+{
+	st->req_reply[0] = '\0';
+	int r = st->req_reply_fn(st->req_reply_ctx, event_id, st->req_reply, sizeof(st->req_reply));
+	if (r < 0 || memchr(st->req_reply, '\0', sizeof(st->req_reply)) == NULL ||
+	    st->req_reply[0] == '\0') {
+		st->req_reply[0] = '\0';
+		set_err(st, "%s: requests: no reply for request %s", st->path, st->req_id);
+		return r < 0 ? r : -EINVAL;
+	}
+	sqlite3_stmt *s = stmt(st, Q_REQ_INS);
+	bind_text(s, 1, st->req_id);
+	sqlite3_bind_blob(s, 2, st->req_hash, 32, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, t_ms);
+	if (event_id > 0)
+		sqlite3_bind_int64(s, 4, event_id);
+	else
+		sqlite3_bind_null(s, 4);
+	bind_text(s, 5, st->req_reply);
+	r = run(st, s, "requests: insert");
+	if (r < 0)
+		return r;
+	/* The window is bounded both ways: an app retries within seconds or minutes, never
+	 * a thousand requests or a day later. */
+	s = stmt(st, Q_REQ_PRUNE);
+	sqlite3_bind_int(s, 1, STORE_REQ_KEEP);
+	sqlite3_bind_int64(s, 2, t_ms - STORE_REQ_AGE_MS);
+	return run(st, s, "requests: prune");
+}
+
 /* ------------------------------------------------------------------------------------ */
 /* store_apply. */
 
@@ -1709,6 +1945,29 @@ static int outbox_append(struct store *st, const struct engine_config *cfg,
 	return run(st, s, "outbox: insert");
 }
 
+/* The names of enum engine_alive in the activations table; NULL for none recorded. */
+static const char *const alive_names[] = {
+	[ALIVE_START] = "start", [ALIVE_JOB] = "job", [ALIVE_GRACE] = "grace",
+	[ALIVE_MOVEMENT] = "movement", [ALIVE_ONLINE] = "online",
+};
+
+static const char *alive_name(int alive)
+{
+	if (alive < 0 || (size_t)alive >= sizeof(alive_names) / sizeof(alive_names[0]))
+		return NULL;
+	return alive_names[alive];
+}
+
+static int alive_parse(const char *name)
+{
+	if (name == NULL)
+		return -1;
+	for (size_t i = 0; i < sizeof(alive_names) / sizeof(alive_names[0]); i++)
+		if (alive_names[i] != NULL && strcmp(alive_names[i], name) == 0)
+			return (int)i;
+	return -1;
+}
+
 static int act_upsert(struct store *st, const struct engine_session_ref *c,
                       const char *act_id, const struct engine_action *ac, int64_t event_id)
 {
@@ -1739,6 +1998,12 @@ static int act_upsert(struct store *st, const struct engine_session_ref *c,
 	}
 	bind_text(s, 16, engine_tq_name(a->tq));
 	sqlite3_bind_int64(s, 17, a->anomalies);
+	/* Unbound parameters are NULL: an activation of a state migrated from revision 1
+	 * has no time there (INT64_MIN), and then its reason is not a record either. */
+	if (a->alive_since_ms != INT64_MIN) {
+		bind_text(s, 22, alive_name(a->alive));
+		sqlite3_bind_int64(s, 23, a->alive_since_ms);
+	}
 	if (open) {
 		sqlite3_bind_int64(s, 18, event_id);
 		bind_text(s, 20, engine_rule_name(ac->rule));
@@ -1763,7 +2028,8 @@ static cJSON *event_json(const struct engine_event *ev)
 	case COV_EV_TICK:
 		break;
 	case COV_EV_APP:
-		ok = ok && put_str(o, "event", engine_app_event_name(ev->u.app));
+		ok = ok && put_str(o, "event", engine_app_event_name(ev->u.app)) &&
+		     (ev->job_id[0] == '\0' || put_str(o, "job_id", ev->job_id));
 		break;
 	case COV_EV_FIX: {
 		const struct engine_fix *f = &ev->u.fix;
@@ -1883,7 +2149,8 @@ static int apply_actions(struct store *st, const struct engine_config *cfg,
 	for (size_t i = 0; i < acts->n; i++) {
 		const struct engine_action *ac = &acts->a[i];
 		int r = 0;
-		if (ac->type != ACTION_REJECT && ac->type != ACTION_TRACK && ac->sess.id[0] == '\0') {
+		if (ac->type != ACTION_REJECT && ac->type != ACTION_TRACK && ac->type != ACTION_NOTE &&
+		    ac->sess.id[0] == '\0') {
 			set_err(st, "%s: action %d of event at %lld names no session", st->path,
 			        (int)ac->type, (long long)ev->t_ms);
 			return -EINVAL;
@@ -1918,6 +2185,12 @@ static int apply_actions(struct store *st, const struct engine_config *cfg,
 			r = count_add(st, name, 1);
 			break;
 		}
+		case ACTION_NOTE: {
+			char name[64];
+			snprintf(name, sizeof(name), "jobs.%s", engine_note_name(ac->note));
+			r = count_add(st, name, 1);
+			break;
+		}
 		}
 		if (r < 0)
 			return r;
@@ -1929,10 +2202,14 @@ int store_apply(struct store *st, const struct engine_config *cfg,
                 const struct engine_event *ev, const char *source, const char *raw_json,
                 const struct engine_state *state, const struct engine_actions *acts)
 {
-	/* An armed command belongs to this call only, whatever its outcome. */
+	/* An armed command or request belongs to this call only, whatever its outcome. */
 	bool cmd = st != NULL && st->cmd_armed;
-	if (st != NULL)
+	bool req = st != NULL && st->req_armed;
+	if (st != NULL) {
 		st->cmd_armed = false;
+		st->req_armed = false;
+		st->req_reply[0] = '\0';
+	}
 	if (st == NULL || cfg == NULL || ev == NULL || state == NULL || acts == NULL ||
 	    acts->n > ENGINE_MAX_ACTIONS)
 		return -EINVAL;
@@ -1956,10 +2233,12 @@ int store_apply(struct store *st, const struct engine_config *cfg,
 	    (r = apply_actions(st, cfg, ev, acts, id)) < 0 ||
 	    (cmd && (r = command_insert(st, st->cmd_id, st->cmd_json, st->cmd_reply, ev->t_ms,
 	                                id)) < 0) ||
+	    (req && (r = request_insert(st, ev->t_ms, id)) < 0) ||
 	    (r = track_write(st, st->n_track, st->n_extra)) < 0 || (r = dropped_save(st)) < 0 ||
 	    (r = state_save(st, n)) < 0 || (r = tx_commit(st)) < 0) {
 		tx_rollback(st);
 		st->n_extra = 0;
+		st->req_reply[0] = '\0';
 		return r;
 	}
 	st->n_track = 0;
@@ -2069,6 +2348,9 @@ static int act_rows(struct store *st, sqlite3_stmt *s,
 			.anomalies = (uint32_t)sqlite3_column_int64(s, 21),
 			.open_event_id = col_i64_or0(s, 22),
 			.close_event_id = col_i64_or0(s, 23),
+			.alive = alive_parse(col_text(s, 24)),
+			.alive_since_ms = sqlite3_column_type(s, 25) == SQLITE_NULL
+			                      ? INT64_MIN : sqlite3_column_int64(s, 25),
 		};
 		pos_cols(s, 17, &r.start_pos);
 		pos_cols(s, 19, &r.end_pos);
@@ -2137,6 +2419,34 @@ int store_event_get(struct store *st, int64_t id,
 		.reason = col_text(s, 6),
 	};
 	int ret = cb(ctx, &r);
+	sqlite3_reset(s);
+	return ret;
+}
+
+int store_events_back(struct store *st, int64_t from_id, int64_t to_id, const char *type,
+                      int (*cb)(void *ctx, const struct store_event_row *r), void *ctx)
+{
+	if (st == NULL || type == NULL || cb == NULL)
+		return -EINVAL;
+	sqlite3_stmt *s = stmt(st, Q_EVENTS_BACK);
+	sqlite3_bind_int64(s, 1, from_id);
+	sqlite3_bind_int64(s, 2, to_id);
+	bind_text(s, 3, type);
+	int rc, ret = 0;
+	while (ret == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct store_event_row r = {
+			.id = sqlite3_column_int64(s, 0),
+			.t_ms = sqlite3_column_int64(s, 1),
+			.source = col_text(s, 2),
+			.type = col_text(s, 3),
+			.json = col_text(s, 4),
+			.status = col_text(s, 5),
+			.reason = col_text(s, 6),
+		};
+		ret = cb(ctx, &r);
+	}
+	if (ret == 0 && rc != SQLITE_DONE)
+		ret = sql_fail(st, rc, "events: read");
 	sqlite3_reset(s);
 	return ret;
 }
@@ -2345,6 +2655,73 @@ int store_command_put(struct store *st, const char *id, const char *cmd_json,
 	if (r < 0)
 		tx_rollback(st);
 	return r;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Socket requests. */
+
+static bool req_id_ok(const char *id)
+{
+	return id != NULL && id[0] != '\0' && strlen(id) <= STORE_REQ_ID_MAX;
+}
+
+int store_request_get(struct store *st, const char *id, const char *request, size_t len,
+                      int64_t now_ms,
+                      int (*cb)(void *ctx, const struct store_request_row *r), void *ctx)
+{
+	if (st == NULL || !req_id_ok(id) || request == NULL || cb == NULL)
+		return -EINVAL;
+	unsigned char hash[32];
+	sha256(request, len, hash);
+	sqlite3_stmt *s = stmt(st, Q_REQ_GET);
+	bind_text(s, 1, id);
+	sqlite3_bind_int64(s, 2, now_ms > INT64_MIN + STORE_REQ_AGE_MS ? now_ms - STORE_REQ_AGE_MS
+	                                                              : INT64_MIN);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_DONE) {
+		sqlite3_reset(s);
+		return -ENOENT;
+	}
+	if (rc != SQLITE_ROW) {
+		int r = sql_fail(st, rc, "requests: read");
+		sqlite3_reset(s);
+		return r;
+	}
+	const void *h = sqlite3_column_blob(s, 1);
+	struct store_request_row row = {
+		.id = col_text(s, 0),
+		.same = h != NULL && sqlite3_column_bytes(s, 1) == 32 && memcmp(h, hash, 32) == 0,
+		.t_ms = sqlite3_column_int64(s, 2),
+		.event_id = col_i64_or0(s, 3),
+		.reply = col_text(s, 4),
+	};
+	int ret = cb(ctx, &row);
+	sqlite3_reset(s);
+	return ret;
+}
+
+int store_request_arm(struct store *st, const char *id, const char *request, size_t len,
+                      store_reply_fn reply, void *ctx)
+{
+	if (st == NULL || !req_id_ok(id) || request == NULL || reply == NULL)
+		return -EINVAL;
+	snprintf(st->req_id, sizeof(st->req_id), "%s", id);
+	sha256(request, len, st->req_hash);
+	st->req_reply_fn = reply;
+	st->req_reply_ctx = ctx;
+	st->req_armed = true;
+	return 0;
+}
+
+void store_request_disarm(struct store *st)
+{
+	if (st != NULL)
+		st->req_armed = false;
+}
+
+const char *store_request_reply(const struct store *st)
+{
+	return st != NULL ? st->req_reply : "";
 }
 
 int store_config_overlay(struct store *st,

@@ -4,12 +4,13 @@
  *
  * Durability. The database runs in WAL mode with synchronous=FULL. store_apply() commits
  * one transaction per processed event: the journal row, every session and activation
- * change, the outbox rows and the engine state, so a power cut leaves either all of an
- * event or none of it. Fixes that cause no billing action are not committed one by one:
- * store_track_add() buffers track points in memory (at most STORE_TRACK_BATCH) and
- * store_flush() commits them with the engine state. The daemon flushes at least every
- * track_flush_ms (config, default 30 s) and whenever the buffer is full, so a power cut
- * loses at most that much track detail and motion state, never a billing record.
+ * change, the outbox rows, the engine state and, for a socket request with an id, the id
+ * and its reply, so a power cut leaves either all of an event or none of it. Fixes that
+ * cause no billing action are not committed one by one: store_track_add() buffers track
+ * points in memory (at most STORE_TRACK_BATCH) and store_flush() commits them with the
+ * engine state. The daemon flushes at least every track_flush_ms (config, default 30 s)
+ * and whenever the buffer is full, so a power cut loses at most that much track detail
+ * and motion state, never a billing record.
  *
  * Errors: functions return 0 or a negative errno-style code (-EIO for SQLite failures,
  * -EINVAL for bad arguments, -ENOENT for nothing found, -ENOSPC when the disk is full)
@@ -26,7 +27,7 @@
 #include "engine.h"
 
 #define STORE_TRACK_BATCH 256
-#define STORE_SCHEMA_VERSION 3   /* raised by each forward-only migration */
+#define STORE_SCHEMA_VERSION 5   /* raised by each forward-only migration */
 
 struct store;
 
@@ -104,6 +105,10 @@ struct store_activation_row {
 	struct engine_pos start_pos, end_pos;
 	uint32_t anomalies;
 	int64_t open_event_id, close_event_id;   /* journal ids; 0 if none */
+	/* What kept cover alive when its hour began (enum engine_alive) and the time that
+	 * refers to; -1 and INT64_MIN when not recorded (rows older than schema 5). */
+	int alive;
+	int64_t alive_since_ms;
 };
 struct store_event_row {
 	int64_t id, t_ms;
@@ -120,6 +125,14 @@ int store_activation_get(struct store *st, const char *id,
 /* The journal row with this id. -ENOENT when absent. */
 int store_event_get(struct store *st, int64_t id,
                     int (*cb)(void *ctx, const struct store_event_row *r), void *ctx);
+/*
+ * The journal rows of one type ("app", "fix", "policy", "tick", ...) with ids from from_id
+ * to to_id inclusive, newest first, for explain's "last delivery, last app event" (the
+ * daemon journals every event but the fixes and ticks that change nothing billable).
+ * Stops and returns cb's value when it is non-zero.
+ */
+int store_events_back(struct store *st, int64_t from_id, int64_t to_id, const char *type,
+                      int (*cb)(void *ctx, const struct store_event_row *r), void *ctx);
 
 /*
  * Outbox records. Each row's body is the record's JSON bytes, fixed at commit time and
@@ -206,6 +219,47 @@ int store_config_overlay(struct store *st,
                          int (*cb)(void *ctx, const char *key, const char *value,
                                    const char *cmd_id, int64_t t_ms),
                          void *ctx);
+
+/*
+ * Socket requests with a client-chosen id (docs/ipc.md, "Retries"). A request that carries
+ * an id is recorded with the reply it was given, in the transaction of its event
+ * (store_request_arm() before the store_apply()), so a crash can neither apply it without
+ * recording it nor record it without applying it; a retry is answered from here and not
+ * applied again, even after a restart. The window: the most recent STORE_REQ_KEEP ids,
+ * and none received more than STORE_REQ_AGE_MS before (on the daemon's timeline). Each id
+ * keeps a SHA-256 of the request's bytes, so a reuse of the id for another request can be
+ * told from a retry. Strings are valid during cb.
+ */
+#define STORE_REQ_ID_MAX 63        /* evjson's "id": 1 to 63 printable ASCII characters */
+#define STORE_REQ_REPLY_MAX 1024
+#define STORE_REQ_KEEP 1024
+#define STORE_REQ_AGE_MS (24LL * 3600 * 1000)
+struct store_request_row {
+	const char *id, *reply;
+	bool same;                     /* the request's bytes are those recorded with the id */
+	int64_t t_ms;                  /* when it was received */
+	int64_t event_id;              /* journal id of its event */
+};
+/*
+ * The request recorded under id within the window at now_ms (request, len: the request
+ * as received now, compared with the recorded one): cb's value, or -ENOENT when none.
+ */
+int store_request_get(struct store *st, const char *id, const char *request, size_t len,
+                      int64_t now_ms,
+                      int (*cb)(void *ctx, const struct store_request_row *r), void *ctx);
+/*
+ * Makes the next store_apply() record this request (id copied, request hashed) in its
+ * transaction, received at the event's time. The reply is made there, once the event's
+ * journal id is known: reply(ctx, event_id, buf, len) writes it NUL-terminated, at most
+ * STORE_REQ_REPLY_MAX bytes, or returns a negative code, which fails the whole
+ * transaction. store_apply() consumes the request whether it succeeds or not.
+ */
+typedef int (*store_reply_fn)(void *ctx, int64_t event_id, char *buf, size_t len);
+int store_request_arm(struct store *st, const char *id, const char *request, size_t len,
+                      store_reply_fn reply, void *ctx);
+void store_request_disarm(struct store *st);
+/* The reply the last successful store_apply() recorded for its request ("" when none). */
+const char *store_request_reply(const struct store *st);
 
 /*
  * Bounds the database file to about max_bytes (PRAGMA max_page_count; 0 leaves it

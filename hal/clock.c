@@ -78,6 +78,7 @@ void clock_init(struct clock *c, const struct clock_source *src, int64_t last_ev
 	c->ref_skew_ms = real - (boot + c->offset_ms);
 	c->step_pending = false;
 	c->steps = 0;
+	c->gnss_agreed_boot_ms = INT64_MIN;
 }
 
 int64_t clock_now(struct clock *c)
@@ -108,6 +109,9 @@ enum engine_time_quality clock_quality(struct clock *c)
 	if (!c->plausible)
 		return TQ_UNSYNCED;
 	int64_t boot = c->src.boottime_ms(c->src.ctx);
+	if (c->gnss_agreed_boot_ms != INT64_MIN && boot >= c->gnss_agreed_boot_ms &&
+	    boot - c->gnss_agreed_boot_ms < CLOCK_GNSS_HOLD_MS)
+		return TQ_GNSS;
 	int64_t real = c->src.realtime_ms(c->src.ctx);
 	if (llabs64(real - (boot + c->offset_ms)) <= CLOCK_STEP_MS && c->src.synced(c->src.ctx))
 		return TQ_NTP;
@@ -118,6 +122,12 @@ void clock_stamp(struct clock *c, struct engine_event *ev, int64_t gnss_time_ms)
 {
 	(void)clock_check_step(c);
 	ev->t_ms = clock_now(c);
+	if (gnss_time_ms != INT64_MIN && c->plausible) {
+		if (llabs64(gnss_time_ms - ev->t_ms) <= CLOCK_STEP_MS)
+			c->gnss_agreed_boot_ms = clock_to_boottime(c, ev->t_ms);
+		else
+			c->gnss_agreed_boot_ms = INT64_MIN;
+	}
 	if (gnss_time_ms != INT64_MIN && llabs64(gnss_time_ms - ev->t_ms) <= CLOCK_STEP_MS)
 		ev->tq = TQ_GNSS;
 	else
@@ -142,6 +152,7 @@ bool clock_reanchor(struct clock *c)
 	c->offset_ms = real - boot;
 	c->plausible = true;
 	c->ref_skew_ms = 0;
+	c->gnss_agreed_boot_ms = INT64_MIN;
 	c->step_pending = true;
 	c->steps++;
 	return true;

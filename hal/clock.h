@@ -14,10 +14,13 @@
  * timeline forward to a wall clock that became plausible later (say NTP synced after
  * boot), and is only called by the daemon while no session is open.
  *
- * Time quality of a stamp: TQ_UNSYNCED when the anchor was implausible; TQ_NTP when the
- * kernel says the clock is synchronised (adjtimex) and the timeline agrees with it within
- * CLOCK_STEP_MS; TQ_RTC otherwise. A fix whose GNSS time agrees with the timeline within
- * CLOCK_STEP_MS is TQ_GNSS.
+ * Time quality of a stamp: TQ_UNSYNCED when the anchor was implausible; TQ_GNSS when a
+ * fix's GNSS time agreed with the timeline within CLOCK_STEP_MS less than
+ * CLOCK_GNSS_HOLD_MS ago (the timeline is then as good as GNSS time, whatever event the
+ * stamp is for: an app event or a tick as well as the fix); TQ_NTP when the kernel says
+ * the clock is synchronised (adjtimex) and the timeline agrees with it within
+ * CLOCK_STEP_MS; TQ_RTC otherwise. A GNSS time that disagrees with the timeline (a
+ * receiver after a week-number rollover) ends the hold, and so does a re-anchoring.
  *
  * The readings come from a struct clock_source: clock_source_system() for the daemon, or a
  * caller-made table (tests drive a fake boot time, wall time and sync flag).
@@ -31,6 +34,9 @@
 #include "engine.h"
 
 #define CLOCK_STEP_MS 2000
+/* How long a GNSS agreement vouches for the timeline. CLOCK_BOOTTIME drifts by at most a
+ * few hundred ppm, well under CLOCK_STEP_MS in this time. */
+#define CLOCK_GNSS_HOLD_MS (10 * 60 * 1000)
 
 struct clock_source {
 	int64_t (*boottime_ms)(void *ctx);   /* CLOCK_BOOTTIME */
@@ -52,6 +58,7 @@ struct clock {
 	bool plausible;             /* anchored to a plausible wall clock */
 	int64_t ref_skew_ms;        /* realtime - timeline when last judged */
 	bool step_pending;          /* a step was seen and not yet reported */
+	int64_t gnss_agreed_boot_ms; /* boot time of the last GNSS time that agreed, or INT64_MIN */
 	uint64_t steps;             /* wall-clock steps seen since start */
 };
 

@@ -34,6 +34,7 @@
 #include "config.h"
 #include "engine.h"
 #include "evjson.h"
+#include "explain.h"
 #include "paths.h"
 #include "render.h"
 #include "sign.h"
@@ -681,146 +682,31 @@ static int ro_fail(const struct ctl *c, const char *what, int rc)
 	return -1;
 }
 
-/* Deep copies of rows, for explain, which needs an activation and two events at once. */
-struct act_copy {
-	bool found;
-	struct store_activation_row r;
-	char *s[10];
-};
-
-static int dup_str(const char **dst, const char *src, char **keep)
-{
-	*keep = NULL;
-	*dst = NULL;
-	if (src == NULL)
-		return 0;
-	*keep = strdup(src);
-	if (*keep == NULL)
-		return -ENOMEM;
-	*dst = *keep;
-	return 0;
-}
-
-/* Frees the n kept copies and clears their slots. */
-static void strs_free(char **s, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		free(s[i]);
-		s[i] = NULL;
-	}
-}
-#define STRS_FREE(arr) strs_free((arr), sizeof(arr) / sizeof((arr)[0]))
-
-static int act_copy_cb(void *ctx, const struct store_activation_row *r)
-{
-	struct act_copy *a = ctx;
-
-	/* Should the store give several rows, the last one wins and earlier copies go. */
-	STRS_FREE(a->s);
-	a->r = *r;
-	a->found = true;
-	if (dup_str(&a->r.id, r->id, &a->s[0]) < 0 ||
-	    dup_str(&a->r.session_id, r->session_id, &a->s[1]) < 0 ||
-	    dup_str(&a->r.policy_id, r->policy_id, &a->s[2]) < 0 ||
-	    dup_str(&a->r.driver_id, r->driver_id, &a->s[3]) < 0 ||
-	    dup_str(&a->r.vehicle_id, r->vehicle_id, &a->s[4]) < 0 ||
-	    dup_str(&a->r.status, r->status, &a->s[5]) < 0 ||
-	    dup_str(&a->r.end_reason, r->end_reason, &a->s[6]) < 0 ||
-	    dup_str(&a->r.time_quality, r->time_quality, &a->s[7]) < 0 ||
-	    dup_str(&a->r.open_rule, r->open_rule, &a->s[8]) < 0 ||
-	    dup_str(&a->r.close_rule, r->close_rule, &a->s[9]) < 0)
-		return -ENOMEM;
-	return 0;
-}
-
-static void act_copy_free(struct act_copy *a)
-{
-	STRS_FREE(a->s);
-	memset(a, 0, sizeof(*a));
-}
-
-struct ev_copy {
-	bool found;
-	struct store_event_row r;
-	char *s[5];
-};
-
-static int ev_copy_cb(void *ctx, const struct store_event_row *r)
-{
-	struct ev_copy *e = ctx;
-
-	STRS_FREE(e->s);
-	e->r = *r;
-	e->found = true;
-	if (dup_str(&e->r.source, r->source, &e->s[0]) < 0 ||
-	    dup_str(&e->r.type, r->type, &e->s[1]) < 0 ||
-	    dup_str(&e->r.json, r->json, &e->s[2]) < 0 ||
-	    dup_str(&e->r.status, r->status, &e->s[3]) < 0 ||
-	    dup_str(&e->r.reason, r->reason, &e->s[4]) < 0)
-		return -ENOMEM;
-	return 0;
-}
-
-static void ev_copy_free(struct ev_copy *e)
-{
-	STRS_FREE(e->s);
-	memset(e, 0, sizeof(*e));
-}
-
-/* Loads a journal event into e; a missing row is not an error (found stays false). */
-static int ro_event(struct ctl *c, int64_t id, struct ev_copy *e)
-{
-	int rc;
-
-	if (id <= 0)
-		return 0;
-	rc = store_event_get(c->st, id, ev_copy_cb, e);
-	if (rc == -ENOENT)
-		return 0;
-	return rc;
-}
-
+/* The explanation from the database (daemon/explain.h), in the configured zone. */
 static cJSON *ro_explain(struct ctl *c, const char *id)
 {
-	struct act_copy a = { 0 };
-	struct ev_copy eo = { 0 }, ec = { 0 };
+	const struct engine_state *es;
 	cJSON *out = NULL;
 	int rc;
 
-	rc = store_activation_get(c->st, id, act_copy_cb, &a);
-	if (rc == -ENOENT || (rc == 0 && !a.found)) {
+	es = ro_state(c, &rc);
+	if (es == NULL) {
+		ro_fail(c, "the engine state", rc);
+		return NULL;
+	}
+	rc = explain_build(c->st, id, es, &c->cfg.engine, c->cfg.time_zone, &out);
+	if (rc == -ENOENT) {
 		fail_msg("no activation \"%s\" in %s", id, c->db);
-		goto done;
+		return NULL;
+	}
+	if (rc == -ENOMEM) {
+		fail_msg("out of memory");
+		return NULL;
 	}
 	if (rc < 0) {
 		ro_fail(c, "the activation", rc);
-		goto done;
+		return NULL;
 	}
-	{
-		int src;
-		const struct engine_state *es = ro_state(c, &src);
-
-		if (es == NULL) {
-			ro_fail(c, "the engine state", src);
-			goto done;
-		}
-		(void)render_overlay_live(&a.r, es);
-	}
-	rc = ro_event(c, a.r.open_event_id, &eo);
-	if (rc == 0)
-		rc = ro_event(c, a.r.close_event_id, &ec);
-	if (rc < 0) {
-		ro_fail(c, "the journal", rc);
-		goto done;
-	}
-	out = render_explain(&a.r, eo.found ? &eo.r : NULL, ec.found ? &ec.r : NULL,
-	                     &c->cfg.engine);
-	if (out == NULL)
-		fail_msg("out of memory");
-done:
-	act_copy_free(&a);
-	ev_copy_free(&eo);
-	ev_copy_free(&ec);
 	return out;
 }
 
@@ -894,6 +780,7 @@ static cJSON *ro_status(struct ctl *c)
 	    cJSON_AddBoolToObject(o, "has_policy", esp->has_policy) == NULL ||
 	    add_str_or_null(o, "policy_id", esp->has_policy, esp->policy.policy_id) < 0 ||
 	    cJSON_AddNumberToObject(o, "jobs_active", esp->jobs_active) == NULL ||
+	    render_status_counts(o, esp) < 0 ||
 	    cJSON_AddBoolToObject(o, "ignition", esp->ignition_on) == NULL ||
 	    add_time_or_null(o, "last_event", esp->started, esp->last_t_ms) < 0)
 		goto oom;
@@ -1166,7 +1053,7 @@ static int cmd_status(struct ctl *c)
 {
 	cJSON *req = request("status");
 	cJSON *st = read_query(c, req, "status");
-	const cJSON *fix, *counters, *e, *mq;
+	const cJSON *fix, *counters, *e, *mq, *gnss, *jev;
 	double n;
 
 	cJSON_Delete(req);
@@ -1212,6 +1099,34 @@ static int cmd_status(struct ctl *c)
 		kv("Policy", "none");
 	if (jnum(st, "jobs_active", &n))
 		kv("Jobs active", "%.0f", n);
+	gnss = cJSON_GetObjectItemCaseSensitive(st, "gnss");
+	if (cJSON_IsObject(gnss)) {
+		const cJSON *rej = cJSON_GetObjectItemCaseSensitive(gnss, "rejected");
+		double acc = 0, nofix = 0, eph = 0, bad = 0, ooo = 0, mov = 0;
+		char mv[32];
+
+		(void)jnum(gnss, "accepted", &acc);
+		(void)jnum(rej, "no_fix", &nofix);
+		(void)jnum(rej, "eph", &eph);
+		(void)jnum(rej, "bad_value", &bad);
+		(void)jnum(rej, "out_of_order", &ooo);
+		(void)jnum(gnss, "moving_s", &mov);
+		kv("GNSS fixes", "%.0f accepted, %.0f rejected", acc, nofix + eph + bad + ooo);
+		kv("", "rejected: %.0f no fix, %.0f error too large or unknown, %.0f bad value, "
+		   "%.0f out of order", nofix, eph, bad, ooo);
+		fmt_hms(mv, sizeof(mv), isfinite(mov) && mov > 0 ? (int64_t)(mov * 1000.0) : 0);
+		kv("Moving time", "%s", mv);
+	}
+	jev = cJSON_GetObjectItemCaseSensitive(st, "job_events");
+	if (cJSON_IsObject(jev)) {
+		double dup = 0, ign = 0, tmo = 0;
+
+		(void)jnum(jev, "duplicate", &dup);
+		(void)jnum(jev, "ignored", &ign);
+		(void)jnum(jev, "timed_out", &tmo);
+		kv("Job events", "%.0f duplicate, %.0f ignored (offline or private), %.0f timed out",
+		   dup, ign, tmo);
+	}
 	fix = cJSON_GetObjectItemCaseSensitive(st, "last_fix");
 	if (cJSON_IsObject(fix)) {
 		double lat = NAN, lon = NAN, spd = NAN;
@@ -1267,8 +1182,12 @@ static int cmd_status(struct ctl *c)
 	return EXIT_OK;
 }
 
-/* Prints text wrapped at width columns, each line indented. */
-static void print_wrapped(const char *text, int width, int indent)
+/*
+ * Prints text wrapped at width columns, each line indented; with beside set, the first
+ * line goes after what is already printed on the line (a label one column narrower than
+ * the indent).
+ */
+static void print_wrapped(const char *text, int width, int indent, int beside)
 {
 	const char *p = text;
 
@@ -1284,54 +1203,24 @@ static void print_wrapped(const char *text, int width, int indent)
 		}
 		if (*end == '\0')
 			brk = end;
-		printf("%*s%.*s\n", indent, "", (int)(brk - p), p);
+		printf("%*s%.*s\n", beside ? 1 : indent, "", (int)(brk - p), p);
+		beside = 0;
 		p = brk;
 		while (*p == ' ')
 			p++;
 	}
 }
 
-static void explain_event(const char *label, const cJSON *ev, const char *when, const char *rule,
-                          int closing, int index, const char *end_reason, const struct ctl *c)
-{
-	char text[768];
-	double id;
-
-	render_rule_text(text, sizeof(text), rule, closing, index, end_reason, &c->cfg.engine);
-	if (end_reason != NULL && rule != NULL && strcmp(end_reason, rule) != 0)
-		printf("%-12s at %s, rule %s, end reason %s:\n", label, or_dash(when), rule,
-		       end_reason);
-	else
-		printf("%-12s at %s, rule %s:\n", label, or_dash(when), or_dash(rule));
-	print_wrapped(text, 78, 13);
-	if (cJSON_IsObject(ev)) {
-		const cJSON *payload = cJSON_GetObjectItemCaseSensitive(ev, "payload");
-		char *p = payload != NULL ? cJSON_PrintUnformatted(payload) : NULL;
-
-		if (!jnum(ev, "id", &id))
-			id = 0;
-		printf("%12s journal event #%.0f at %s from %s, type %s", "", id,
-		       or_dash(jstr(ev, "t")), or_dash(jstr(ev, "source")), or_dash(jstr(ev, "type")));
-		if (jstr(ev, "status") != NULL)
-			printf(", %s", jstr(ev, "status"));
-		putchar('\n');
-		if (p != NULL)
-			printf("%12s payload %s\n", "", p);
-		free(p);
-	} else {
-		printf("%12s (no journal event recorded)\n", "");
-	}
-}
-
+/*
+ * The explanation is made where the records are (daemon/explain.c), so the daemon and the
+ * database give the same words; the table prints its lines, the label in a column and the
+ * text wrapped beside it.
+ */
 static int cmd_explain(struct ctl *c, const char *id)
 {
 	cJSON *req = request("explain");
 	cJSON *ex;
-	const cJSON *a, *anom, *e;
-	const char *status, *statement;
-	char dur[32], mov[32];
-	double idx = 0, rev = 0, dist = NAN, moving = NAN, jobs = 0;
-	bool is_void, is_open;
+	const cJSON *lines, *l;
 
 	if (req != NULL && cJSON_AddStringToObject(req, "id", id) == NULL) {
 		cJSON_Delete(req);
@@ -1346,9 +1235,10 @@ static int cmd_explain(struct ctl *c, const char *id)
 		if (ex == NULL)
 			return EXIT_FAIL;
 	}
-	a = cJSON_GetObjectItemCaseSensitive(ex, "activation");
-	if (!cJSON_IsObject(a)) {
-		fail_msg("daemon at %s: explain reply has no activation", c->sock);
+	lines = cJSON_GetObjectItemCaseSensitive(ex, "lines");
+	if (!cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(ex, "activation")) ||
+	    !cJSON_IsArray(lines)) {
+		fail_msg("daemon at %s: explain reply has no activation or lines", c->sock);
 		cJSON_Delete(ex);
 		return EXIT_FAIL;
 	}
@@ -1357,61 +1247,18 @@ static int cmd_explain(struct ctl *c, const char *id)
 		cJSON_Delete(ex);
 		return EXIT_OK;
 	}
-	(void)jnum(a, "index", &idx);
-	(void)jnum(a, "revision", &rev);
-	(void)jnum(a, "distance_m", &dist);
-	(void)jnum(a, "moving_s", &moving);
-	(void)jnum(a, "jobs", &jobs);
-	status = jstr(a, "status");
-	is_void = status != NULL && (strcmp(status, "void") == 0 || strcmp(status, "voided") == 0);
-	is_open = jstr(a, "end") == NULL;
-	fmt_span(dur, sizeof(dur), a, "start", "end");
-	fmt_hms(mov, sizeof(mov), isfinite(moving) ? (int64_t)(moving * 1000.0) : 0);
+	cJSON_ArrayForEach(l, lines) {
+		const char *label = jstr(l, "label"), *text = jstr(l, "text");
 
-	printf("%-12s %s\n", "Activation", or_dash(jstr(a, "id")));
-	printf("%-12s %s, hour %.0f (index %.0f), revision %.0f, %s\n", "Session",
-	       or_dash(jstr(a, "session_id")), idx + 1, idx, rev, or_dash(status));
-	printf("%-12s policy %s, driver %s, vehicle %s\n", "Insured", or_dash(jstr(a, "policy_id")),
-	       or_dash(jstr(a, "driver_id")), or_dash(jstr(a, "vehicle_id")));
-	if (is_open)
-		printf("%-12s %s -> (open)\n", "Interval", or_dash(jstr(a, "start")));
-	else
-		printf("%-12s %s -> %s (%s)\n", "Interval", or_dash(jstr(a, "start")),
-		       jstr(a, "end"), dur);
-	explain_event("Opened", cJSON_GetObjectItemCaseSensitive(ex, "open_event"),
-	              jstr(a, "start"), jstr(a, "open_rule"), 0, (int)idx, NULL, c);
-	if (!is_open)
-		explain_event(is_void ? "Voided" : "Closed",
-		              cJSON_GetObjectItemCaseSensitive(ex, "close_event"), jstr(a, "end"),
-		              jstr(a, "close_rule"), 1, (int)idx, jstr(a, "end_reason"), c);
-	if (is_void)
-		printf("%-12s not billed (voided)\n", "Billed");
-	else if (idx == 0)
-		printf("%-12s 1 unit (first hour: billed whole, minimum cover)\n", "Billed");
-	else
-		printf("%-12s 1 unit\n", "Billed");
-	printf("%-12s distance %.2f km, moving %s, %.0f job%s\n", "Activity",
-	       isfinite(dist) ? dist / 1000.0 : 0.0, mov, jobs, jobs == 1 ? "" : "s");
-	printf("%-12s %s\n", "Time quality", or_dash(jstr(a, "time_quality")));
-	anom = cJSON_GetObjectItemCaseSensitive(a, "anomalies");
-	printf("%-12s ", "Anomalies");
-	if (cJSON_GetArraySize(anom) == 0) {
-		fputs("none", stdout);
-	} else {
-		bool first = true;
-
-		cJSON_ArrayForEach(e, anom) {
-			if (cJSON_IsString(e)) {
-				printf("%s%s", first ? "" : ", ", e->valuestring);
-				first = false;
-			}
+		if (label == NULL || text == NULL)
+			continue;
+		printf("%-12s", label);
+		if (text[0] == '\0') {
+			putchar('\n');
+			continue;
 		}
-	}
-	putchar('\n');
-	statement = jstr(ex, "statement");
-	if (statement != NULL) {
-		putchar('\n');
-		print_wrapped(statement, 78, 0);
+		/* The first line of text goes beside the label, the rest under it. */
+		print_wrapped(text, 78, 13, 1);
 	}
 	cJSON_Delete(ex);
 	return EXIT_OK;

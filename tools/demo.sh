@@ -147,9 +147,9 @@ echo "== timeline of the shift (from the device's journal)"
   def hm: .[11:16];
   group_by(.session_id)[] |
   ("session " + .[0].session_id),
-  (.[] | select(.status != "void") |
+  (.[] | select(.status != "voided") |
     "  \(.start | hm)-\(.end | hm)  hour \(.index)  \(.end_reason)  \((.distance_m / 1000 * 10 | round) / 10) km, \(.jobs) jobs"),
-  (map(select(.status == "void"))[] | "  \(.start | hm)        hour \(.index) voided (session ended before it began)")'
+  (map(select(.status == "voided"))[] | "  \(.start | hm)        hour \(.index) voided (session ended before it began)")'
 echo
 echo "== the device's activations (coverctl activations)"
 "$coverctl" --state-dir "$state" activations
@@ -157,7 +157,7 @@ echo
 echo "== what the backend billed (coverd-ingest report)"
 "$ingest" report --db "$work/ingest.db"
 echo
-device_hours=$("$coverctl" --state-dir "$state" activations --json | jq '[.[] | select(.status != "void")] | length')
+device_hours=$("$coverctl" --state-dir "$state" activations --json | jq '[.[] | select(.status != "voided")] | length')
 billed=$("$ingest" report --db "$work/ingest.db" --json | jq '[.. | objects | .hours? // empty] | add // 0')
 echo "device activations: $device_hours, hours billed by the ingest: $billed"
 [ "$device_hours" = "$billed" ] || die "the ingest and the device disagree"

@@ -5,7 +5,8 @@ find_package(Python3 REQUIRED COMPONENTS Interpreter)
 
 set(_daemon_cases
   ipc_errors ipc_limits ipc_session deadline_timer restart_sigterm restart_kill9 sighup check_config garbage_db
-  unreadable_state_dir socket_in_use replay gpsd gpsd_absent)
+  unreadable_state_dir socket_in_use replay gpsd gpsd_absent
+  app_time ipc_retry ipc_bad_fields ipc_too_many_jobs)
 foreach(_case IN LISTS _daemon_cases)
   add_test(NAME integration.daemon.${_case}
     COMMAND Python3::Interpreter ${CMAKE_CURRENT_SOURCE_DIR}/daemon_test.py

@@ -75,10 +75,25 @@ class Client:
         line, self.buf = self.buf.split(b"\n", 1)
         return json.loads(line)
 
+    def read_line(self):
+        """The next reply line, as the bytes the daemon sent (without the newline)."""
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise Failure("daemon closed the connection; partial reply %r" % self.buf[:200])
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line
+
     def request(self, obj):
         data = obj if isinstance(obj, (bytes, bytearray)) else json.dumps(obj).encode()
         self.send_raw(data + b"\n")
         return self.read_reply()
+
+    def request_line(self, data):
+        """Sends one request's bytes; returns the reply line's bytes."""
+        self.send_raw(data + b"\n")
+        return self.read_line()
 
     def close(self):
         self.sock.close()
@@ -106,13 +121,18 @@ class Env:
                     "[gnss]\nsource = %s\n%s\n"
                     "[log]\nlevel = %s\nsyslog = no\n" % (self.state, gnss, extra, level))
 
-    def start(self, *args, wait=True, user=None):
+    def start(self, *args, wait=True, user=None, env=None, foreground=True):
         log = os.path.join(self.root, "coverd-%d.log" % len(self.logs))
-        cmd = [self.coverd, "-f", "-c", self.conf] + list(args)
+        cmd = [self.coverd] + (["-f"] if foreground else []) + ["-c", self.conf] + list(args)
         if user is not None:
             cmd = ["setpriv", "--reuid=" + user, "--regid=nogroup", "--clear-groups"] + cmd
         errf = open(log, "w")
-        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errf, stdin=subprocess.DEVNULL)
+        penv = None
+        if env is not None:
+            penv = dict(os.environ)
+            penv.update(env)
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errf, stdin=subprocess.DEVNULL,
+                             env=penv)
         errf.close()
         self.procs.append(p)
         self.logs.append(log)
@@ -346,30 +366,20 @@ def case_ipc_session(env):
     check(env.stop(env.procs[0]) == 0, "clean exit")
 
 
-def future_t0():
-    # Explicit event times a minute ahead of the wall clock: deadlines (app silence, the
-    # hour boundary) are then never reached by the real clock while the test runs, so
-    # only the events the test sends move the engine.
-    now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
-    return now + datetime.timedelta(seconds=60)
-
-
-def heartbeats(c, t0, minutes):
-    for m in minutes:
-        r = c.request({"type": "app", "event": "heartbeat",
-                       "t": rfc3339(t0 + datetime.timedelta(minutes=m))})
-        check(r.get("accepted") is True, "heartbeat at +%d min: %r" % (m, r))
-
-
 def restart_case(env, sig):
+    # Socket events are stamped by the daemon when they arrive (an app's "t" is only a
+    # label), so time goes on by the daemon's own clock: with one-minute activations the
+    # session's second activation begins a minute after it opened. app_silence is long so
+    # that no silence rule ends the session while the test waits.
+    env.write_conf(extra="\n[engine]\nactivation_length = 1m\nmin_cover = 1m\n"
+                         "max_session = 48m\napp_silence = 24h\n")
     p = env.start()
-    t0 = future_t0()
     c = env.client()
-    open_session(env, c, t0)
-    heartbeats(c, t0, range(4, 29, 4))
+    open_session(env, c)
     c.close()
     before = env.status()
     check(before["on_cover"], "session open before the stop: %r" % before)
+    check(before["activation"] == before["session"] + "-0", "activation 0 in progress: %r" % before)
 
     rc = env.stop(p, sig)
     if sig == signal.SIGTERM:
@@ -383,19 +393,20 @@ def restart_case(env, sig):
     after = env.status()
     check(after["on_cover"] is True and after["session"] == before["session"],
           "the same session must resume: %r vs %r" % (before, after))
-    check(after["activation"] == before["activation"], "same activation in progress")
     check(after["jobs_active"] == before["jobs_active"] == 1, "job still in progress: %r" % after)
     check(after["session_start"] == before["session_start"], "same start")
     if sig == signal.SIGKILL:
         check("removed stale socket" in env.log(), "stale socket replaced:\n%s" % env.log())
 
-    # Time goes on past the first hour: activation 1 of the same session opens.
-    c = env.client()
-    heartbeats(c, t0, range(32, 66, 4))
-    c.close()
+    # The first minute ends on the resumed daemon's timer: activation 1 of the same session
+    # opens (bounded wait: the boundary is a minute after the session's start).
+    deadline = time.monotonic() + 90
     st = env.status()
+    while st["activation"] != before["session"] + "-1" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        st = env.status()
     check(st["session"] == before["session"] and st["activation"] == before["session"] + "-1",
-          "hour 2 of the same session: %r" % st)
+          "minute 2 of the same session: %r" % st)
     acts = env.ask({"cmd": "activations", "session": before["session"]})["activations"]
     check([a["index"] for a in acts] == [0, 1], "activations 0 and 1: %r" % acts)
     check(acts[0]["status"] == "closed" and acts[0]["end_reason"] == "hour", "hour 1 closed: %r" % acts[0])
@@ -447,8 +458,9 @@ def case_sighup(env):
 def case_deadline_timer(env):
     # Short rule durations so the engine's own deadline fires while the test waits: the
     # app goes silent with the vehicle stationary, and the loop's deadline timer ends the
-    # session without any further input.
-    env.write_conf(extra="\n[engine]\ngap_end = 2s\napp_silence = 2s\n")
+    # session without any further input. A job is in progress, so (revision 2) a silent,
+    # stationary vehicle ends cover after idle_end, not gap_end: the courier may be waiting.
+    env.write_conf(extra="\n[engine]\ngap_end = 2s\nidle_end = 3s\napp_silence = 2s\n")
     p = env.start()
     c = env.client()
     open_session(env, c)
@@ -697,6 +709,329 @@ def case_gpsd_absent(env):
     check(st["gnss"]["connected"] is False and st["last_fix"] is None, "not connected: %r" % st)
     check("retrying" in env.log(), "retry announced:\n%s" % env.log())
     check(env.stop(p) == 0, "clean stop")
+
+
+# ------------------------------------------------------------------- live time, retries
+
+DAY_S = 86400
+
+
+def parse_t(text):
+    """An RFC 3339 time as coverd writes it, in seconds since the epoch."""
+    fmt = "%Y-%m-%dT%H:%M:%S.%fZ" if "." in text else "%Y-%m-%dT%H:%M:%SZ"
+    return datetime.datetime.strptime(text, fmt).replace(tzinfo=datetime.timezone.utc).timestamp()
+
+
+def check_present(what, value):
+    """value (an RFC 3339 string, or ms since the epoch) lies within a day of now."""
+    secs = value / 1000.0 if isinstance(value, (int, float)) else parse_t(value)
+    check(abs(secs - time.time()) <= DAY_S, "%s is not dated in the present: %r" % (what, value))
+
+
+def journal(env):
+    """The journal rows (id, t_ms, source, type, json, status, reason), read-only beside the
+    running daemon."""
+    db = sqlite3.connect("file:%s?mode=ro" % os.path.join(env.state, "coverd.db"), uri=True)
+    try:
+        return db.execute("SELECT id, t_ms, source, type, json, status, reason FROM events"
+                          " ORDER BY id").fetchall()
+    finally:
+        db.close()
+
+
+def db_rows(env, sql):
+    db = sqlite3.connect("file:%s?mode=ro" % os.path.join(env.state, "coverd.db"), uri=True)
+    try:
+        return db.execute(sql).fetchall()
+    finally:
+        db.close()
+
+
+def check_nothing_dated_elsewhere(env):
+    """No session, activation, journal row, outbox record or status time outside the present."""
+    st = env.status()
+    for k in ("session_start", "last_event", "outbox_oldest"):
+        if st.get(k) is not None:
+            check_present("status " + k, st[k])
+    if st.get("last_fix"):
+        check_present("status last_fix.t", st["last_fix"]["t"])
+    for sess in env.ask({"cmd": "sessions"})["sessions"]:
+        check_present("session start", sess["start"])
+        if sess["end"] is not None:
+            check_present("session end", sess["end"])
+    for a in env.ask({"cmd": "activations"})["activations"]:
+        check_present("activation start", a["start"])
+        if a["end"] is not None:
+            check_present("activation end", a["end"])
+    for row in journal(env):
+        check_present("journal event %d" % row[0], row[1])
+    for (body,) in db_rows(env, "SELECT body FROM outbox"):
+        rec = json.loads(body)
+        for k in ("start", "end"):
+            if rec.get(k) is not None:
+                check_present("outbox record " + k, rec[k])
+    return st
+
+
+def case_app_time(env):
+    """Socket events are stamped by the daemon on receipt: an app's "t" from 2038 or 1999
+    is kept as its label (journal, reply), flags clock_step, is counted, and dates nothing;
+    not after a restart either."""
+    p = env.start()
+    c = env.client()
+    y2038, y1999 = "2038-01-19T03:14:07Z", "1999-08-22T12:00:00Z"
+    sent = [
+        ({"type": "policy", "event": "assign", "policy_id": "P-1", "driver_id": "D-1",
+          "vehicle_id": "V-1", "t": y1999}, y1999),
+        ({"type": "app", "event": "online", "t": y2038, "tq": "gnss"}, y2038),
+        ({"type": "app", "event": "job_accepted", "job_id": "J-1", "t": y1999, "tq": "unsynced"}, y1999),
+        ({"type": "fix", "lat": 51.5, "lon": -0.12, "speed": 5.2, "course": 90, "eph": 6,
+          "mode": 3, "t": y2038}, y2038),
+        ({"type": "app", "event": "heartbeat", "t": y1999}, y1999),
+        ({"type": "app", "event": "heartbeat", "t": y2038, "id": "hb-2038"}, y2038),
+    ]
+    for obj, app_t in sent:
+        r = c.request(obj)
+        check(r.get("ok") is True and r.get("accepted") is True, "%r: %r" % (obj, r))
+        check_present("reply t of %r" % obj, r["t"])
+        check(r.get("app_t") == app_t, "the reply shows the app's label: %r" % r)
+    # An app time within max_app_skew (2 minutes) is no anomaly.
+    now = rfc3339(datetime.datetime.now(datetime.timezone.utc))
+    r = c.request({"type": "app", "event": "heartbeat", "t": now})
+    check(r.get("accepted") is True and r.get("app_t") == now, "heartbeat now: %r" % r)
+
+    st = check_nothing_dated_elsewhere(env)
+    check(st["on_cover"] is True, "the job opened a session: %r" % st)
+    check(st["last_fix"] is not None, "the fix was used: %r" % st)
+    check(st["counters"].get("ipc.app_clock_skew") == len(sent),
+          "ipc.app_clock_skew counts the %d skewed events: %r" % (len(sent), st["counters"]))
+    acts = env.ask({"cmd": "activations"})["activations"]
+    check(len(acts) == 1 and "clock_step" in acts[0]["anomalies"],
+          "the activation is flagged clock_step: %r" % acts)
+    # The time quality is the timeline's (the host clock), not the "tq" the app sent
+    # ("unsynced" on the job that opened the activation, "gnss" on online).
+    check(acts[0]["time_quality"] == st["clock"]["quality"],
+          "time quality of the timeline: %r vs %r" % (acts[0], st["clock"]))
+    # The app's label stays in the journal, beside the receipt time.
+    rows = journal(env)
+    labels = [json.loads(r[4]).get("t") for r in rows if r[2] == "ipc"]
+    check(y1999 in labels and y2038 in labels, "the journal keeps the app's labels: %r" % labels)
+    check("the app's time " in env.log() and "max_app_skew" in env.log(),
+          "the skew is logged:\n%s" % env.log())
+
+    # An app "t" that does not parse is refused naming the field; nothing is stored.
+    n = len(journal(env))
+    malformed = st["counters"].get("ipc.malformed", 0)
+    for bad in ({"type": "app", "event": "heartbeat", "t": "2038-02-30T00:00:00Z"},
+                {"type": "app", "event": "heartbeat", "t": 2145916800},
+                {"type": "app", "event": "heartbeat", "t": "tomorrow", "id": "hb-bad"}):
+        r = c.request(bad)
+        check(r.get("ok") is False and 'field "t"' in r.get("error", ""), "%r: %r" % (bad, r))
+    check(len(journal(env)) == n, "refused events are not journalled")
+    check(counters(env).get("ipc.malformed", 0) == malformed + 3, "refusals counted")
+    c.close()
+
+    # After a kill -9 and a restart, still nothing is dated 2038 and new events are stamped
+    # in the present.
+    env.stop(p, signal.SIGKILL)
+    env.start()
+    c = env.client()
+    r = c.request({"type": "app", "event": "heartbeat"})
+    check(r.get("accepted") is True, "heartbeat after restart: %r" % r)
+    check_present("reply t after restart", r["t"])
+    r = c.request({"type": "app", "event": "job_delivered", "job_id": "J-1"})
+    check(r.get("accepted") is True, "delivery after restart: %r" % r)
+    c.close()
+    st = check_nothing_dated_elsewhere(env)
+    check(st["on_cover"] is True, "the session resumed: %r" % st)
+    check(env.stop(env.procs[-1]) == 0, "clean exit")
+
+
+KILL_ID = "accept-J-1"
+
+
+def count_type(env, typ, event=None):
+    n = 0
+    for row in journal(env):
+        if row[3] == typ and (event is None or json.loads(row[4]).get("event") == event):
+            n += 1
+    return n
+
+
+def case_ipc_retry(env):
+    """A request with an id is applied once however often it is sent: coverd killed
+    (SIGKILL) after committing it and before replying, restarted, and sent the same bytes
+    again answers with the recorded reply and does not apply it twice."""
+    p = env.start(env={"COVERD_TEST_KILL_BEFORE_REPLY": KILL_ID})
+    check("test hook armed" in env.log(), "the hook says it is armed:\n%s" % env.log())
+    c = env.client()
+    for obj in ({"type": "policy", "event": "assign", "policy_id": "P-1", "driver_id": "D-1",
+                 "id": "r-policy"},
+                {"type": "app", "event": "online", "id": "r-online"}):
+        r = c.request(obj)
+        check(r.get("ok") is True and r.get("accepted") is True and r.get("id") == obj["id"],
+              "%r: %r" % (obj, r))
+    accept = json.dumps({"type": "app", "event": "job_accepted", "job_id": "J-1",
+                         "id": KILL_ID}).encode()
+    c.send_raw(accept + b"\n")
+    try:
+        line = c.read_line()
+        raise Failure("a reply came although the hook kills coverd first: %r" % line)
+    except Failure as e:
+        check("closed the connection" in str(e), "no reply: %s" % e)
+    except OSError:
+        pass
+    c.close()
+    rc = p.wait(timeout=WAIT_S)
+    check(rc == -signal.SIGKILL, "coverd was killed by the hook: %s\n%s" % (rc, env.log()))
+    check("killing coverd before its reply" in env.log(), "hook logged:\n%s" % env.log())
+    # The request was committed with its effects before the kill.
+    check(count_type(env, "app", "job_accepted") == 1, "job_accepted journalled once")
+    check(db_rows(env, "SELECT COUNT(*) FROM requests WHERE id = '%s'" % KILL_ID)[0][0] == 1,
+          "the request id was recorded with it")
+
+    # The app got no reply, so it retries with the same bytes, after the restart.
+    env.start()
+    c = env.client()
+    first = c.request_line(accept)
+    r = json.loads(first)
+    check(r.get("ok") is True and r.get("accepted") is True and r.get("id") == KILL_ID,
+          "the retry is answered with the recorded reply: %r" % r)
+    ids = [row[0] for row in journal(env) if row[3] == "app" and json.loads(row[4]).get("event") == "job_accepted"]
+    check(r.get("event_id") == ids[0], "the reply names the one journal event: %r %r" % (r, ids))
+    again = c.request_line(accept)
+    check(again == first, "a second retry gets the identical reply: %r vs %r" % (again, first))
+    st = env.status()
+    check(st["jobs_active"] == 1 and st["on_cover"] is True and st["sessions_total"] == 1,
+          "applied exactly once: %r" % st)
+    check(count_type(env, "app", "job_accepted") == 1, "still one job_accepted in the journal")
+    check(len(env.ask({"cmd": "sessions"})["sessions"]) == 1, "one session")
+    check(st["counters"].get("ipc.retry") == 2, "retries counted: %r" % st["counters"])
+
+    # A duplicate after a normal reply gets the identical reply, before and after a
+    # restart, and is applied once.
+    hb = json.dumps({"type": "app", "event": "heartbeat", "id": "hb-1", "t": "2038-01-19T03:14:07Z"}).encode()
+    r1 = c.request_line(hb)
+    check(json.loads(r1).get("accepted") is True, "heartbeat: %r" % r1)
+    r2 = c.request_line(hb)
+    check(r2 == r1, "duplicate id, identical reply: %r vs %r" % (r2, r1))
+    # Surrounding blanks do not make it another request.
+    r3 = c.request_line(b"  " + hb + b"\t")
+    check(r3 == r1, "the same request with blanks around it: %r vs %r" % (r3, r1))
+    # A fix with an id is committed at once (not only buffered), so a retry after a crash
+    # is answered too.
+    fix = json.dumps({"type": "fix", "lat": 51.5, "lon": -0.12, "speed": 5.2, "course": 90,
+                      "eph": 6, "mode": 3, "id": "fix-1"}).encode()
+    f1 = c.request_line(fix)
+    check(isinstance(json.loads(f1).get("event_id"), int), "a fix with an id is journalled: %r" % f1)
+    c.close()
+    env.stop(env.procs[-1], signal.SIGKILL)
+    env.start()
+    c = env.client()
+    check(c.request_line(hb) == r1, "the same reply after a restart")
+    check(c.request_line(fix) == f1, "the fix's reply after a restart")
+    check(count_type(env, "app", "heartbeat") == 1, "the heartbeat applied once")
+    check(count_type(env, "fix") == 1, "the fix applied once")
+
+    # The same id for a different request is refused naming the field; nothing applied.
+    n = len(journal(env))
+    r = c.request({"type": "app", "event": "offline", "id": "hb-1"})
+    check(r.get("ok") is False and 'field "id"' in r.get("error", ""), "id reuse: %r" % r)
+    check(len(journal(env)) == n and env.status()["on_cover"] is True, "nothing applied")
+
+    # Requests without an id behave as before: each one is applied.
+    for _ in range(2):
+        r = c.request({"type": "app", "event": "heartbeat"})
+        check(r.get("accepted") is True and "id" not in r, "heartbeat without id: %r" % r)
+    check(count_type(env, "app", "heartbeat") == 3, "two more heartbeats journalled")
+    st = env.status()
+    check(st["counters"].get("ipc.retry") == 6 and st["counters"].get("ipc.id_conflict") == 1,
+          "counters: %r" % st["counters"])
+    c.close()
+    check(env.stop(env.procs[-1]) == 0, "clean exit")
+
+    # The hook is a test hook: without -f or -d it is ignored.
+    p = env.start(env={"COVERD_TEST_KILL_BEFORE_REPLY": "hb-ignored"}, foreground=False)
+    r = env.ask({"type": "app", "event": "heartbeat", "id": "hb-ignored"})
+    check(r.get("ok") is True and p.poll() is None, "no kill outside the foreground: %r" % r)
+    check("ignored: the test hook works only in the foreground" in env.log(),
+          "the ignored hook is logged:\n%s" % env.log())
+    check(env.stop(p) == 0, "clean exit")
+
+
+def case_ipc_bad_fields(env):
+    """A job_id too long or not a string, an id not a string, an app t that does not
+    parse: each refused with a reply naming the field and counted; nothing stored changes."""
+    p = env.start()
+    c = env.client()
+    open_session(env, c)
+    r = c.request({"type": "app", "event": "job_picked_up", "job_id": "J-1", "id": "ok-1"})
+    check(r.get("accepted") is True, "a good job_id: %r" % r)
+
+    def snapshot():
+        st = env.status()
+        counters_ = st.pop("counters")
+        for k in ("last_event",):
+            st.pop(k)
+        return (st, env.ask({"cmd": "sessions"})["sessions"],
+                env.ask({"cmd": "activations"})["activations"], journal(env),
+                db_rows(env, "SELECT * FROM requests ORDER BY seq"),
+                db_rows(env, "SELECT seq, body FROM outbox ORDER BY seq")), counters_
+
+    before, cnt0 = snapshot()
+    bad = [
+        ({"type": "app", "event": "job_accepted", "job_id": "j" * 64}, 'field "job_id"'),
+        ({"type": "app", "event": "job_accepted", "job_id": 4711}, 'field "job_id"'),
+        ({"type": "app", "event": "job_delivered", "job_id": ["J-1"]}, 'field "job_id"'),
+        ({"type": "app", "event": "job_accepted", "job_id": ""}, 'field "job_id"'),
+        ({"type": "app", "event": "job_accepted", "job_id": "J\u00e9"}, 'field "job_id"'),
+        ({"type": "app", "event": "heartbeat", "job_id": "J-1"}, 'field "job_id"'),
+        ({"type": "app", "event": "job_accepted", "job_id": "J-2", "id": 17}, 'field "id"'),
+        ({"type": "app", "event": "job_accepted", "job_id": "J-2", "id": None}, 'field "id"'),
+        ({"type": "app", "event": "job_accepted", "job_id": "J-2", "id": "i" * 64}, 'field "id"'),
+        ({"type": "app", "event": "job_accepted", "job_id": "J-2", "t": "2026-13-01T00:00:00Z"}, 'field "t"'),
+        ({"type": "app", "event": "job_accepted", "job_id": "J-2", "t": 1795856400}, 'field "t"'),
+        # Refused whole even when its id was used before: nothing is answered from the window.
+        ({"type": "app", "event": "job_picked_up", "job_id": "j" * 64, "id": "ok-1"}, 'field "job_id"'),
+    ]
+    for obj, field in bad:
+        r = c.request(obj)
+        check(r.get("ok") is False and field in r.get("error", ""),
+              "%r must be refused naming %s: %r" % (obj, field, r))
+    after, cnt1 = snapshot()
+    check(after == before, "nothing stored changed:\n%r\n%r" % (before, after))
+    check(cnt1.get("ipc.malformed", 0) - cnt0.get("ipc.malformed", 0) == len(bad),
+          "each refusal counted in ipc.malformed: %r -> %r" % (cnt0, cnt1))
+    check(p.poll() is None, "still running")
+    c.close()
+    check(env.stop(p) == 0, "clean exit")
+
+
+def case_ipc_too_many_jobs(env):
+    """More jobs in progress than the engine's bound (16): the accept is rejected with the
+    reason too_many_jobs, counted, and changes no session or activation."""
+    p = env.start()
+    c = env.client()
+    open_session(env, c)   # one job without id
+    for i in range(2, 17):
+        r = c.request({"type": "app", "event": "job_accepted", "job_id": "J-%d" % i})
+        check(r.get("accepted") is True, "job %d: %r" % (i, r))
+    check(env.status()["jobs_active"] == 16, "16 jobs in progress")
+    sessions = env.ask({"cmd": "sessions"})["sessions"]
+    acts = env.ask({"cmd": "activations"})["activations"]
+    line = json.dumps({"type": "app", "event": "job_accepted", "job_id": "J-17", "id": "j17"}).encode()
+    first = c.request_line(line)
+    r = json.loads(first)
+    check(r.get("ok") is True and r.get("accepted") is False and r.get("reason") == "too_many_jobs",
+          "the 17th job is refused with its reason: %r" % r)
+    check(c.request_line(line) == first, "a retry gets the same refusal")
+    st = env.status()
+    check(st["jobs_active"] == 16, "still 16 jobs: %r" % st)
+    check(st["counters"].get("rejected.too_many_jobs") == 1, "counted once: %r" % st["counters"])
+    check(env.ask({"cmd": "sessions"})["sessions"] == sessions, "sessions unchanged")
+    check(env.ask({"cmd": "activations"})["activations"] == acts, "activations unchanged")
+    c.close()
+    check(env.stop(p) == 0, "clean exit")
 
 
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}

@@ -47,9 +47,10 @@ def rfc3339(ms):
 
 
 def synthetic_scenario(path, sessions, t0_ms=1795856400000):
-    """A scenario whose every session runs to max_session with one job in progress.
-    With SYNTHETIC_ENGINE (1-minute activations, 48-minute sessions) each session
-    writes 96 outbox records (48 activations opened and closed)."""
+    """A scenario whose every session runs to max_session, its job delivered at the very
+    instant max_session falls due (revision 2: a job still in progress then would open
+    the next session at once). With SYNTHETIC_ENGINE (1-minute activations, 48-minute
+    sessions) each session writes 96 outbox records (48 activations opened and closed)."""
     t = t0_ms
     with open(path, "w") as f:
         def ev(ms, obj):
@@ -61,7 +62,7 @@ def synthetic_scenario(path, sessions, t0_ms=1795856400000):
         ev(t, {"type": "app", "event": "online"})
         for _ in range(sessions):
             ev(t + 1000, {"type": "app", "event": "job_accepted"})
-            ev(t + 49 * 60000, {"type": "app", "event": "job_delivered"})
+            ev(t + 1000 + 48 * 60000, {"type": "app", "event": "job_delivered"})
             t += 50 * 60000
         ev(t, {"type": "app", "event": "offline"})
     return 96 * sessions

@@ -56,6 +56,8 @@ coverd=$1
 coverctl=$2
 scenario=$3
 name=$(basename "$scenario" .jsonl)
+# A scenario that needs other parameters (another trigger, say) brings NAME.conf beside it.
+[ -f "$(dirname "$scenario")/$name.conf" ] && conf=$(dirname "$scenario")/$name.conf
 
 for tool in jq diff; do
 	command -v "$tool" >/dev/null || { echo "run-golden.sh: $tool is required" >&2; exit 2; }
@@ -87,7 +89,7 @@ norm_activations() {
 # depend on how the replay was paced, not on the scenario.
 norm_counters() {
 	jq -S 'if has("status") then .status else . end | .counters // {}
-	       | with_entries(select(.key | test("^(scenario|rejected)\\.")))'
+	       | with_entries(select(.key | test("^(scenario|rejected|jobs)\\.")))'
 }
 # The replay's report of refused input: the lines naming a scenario line ("PATH:N: why")
 # with the path reduced to the file's name, the log lines about rejected events without

@@ -45,3 +45,26 @@ set_tests_properties(scenario.regenerate PROPERTIES LABELS "scenario")
 add_test(NAME scenario.gpx2scenario
   COMMAND python3 ${_scen_dir}/test_gpx2scenario.py)
 set_tests_properties(scenario.gpx2scenario PROPERTIES LABELS "scenario")
+
+# A database written by the revision 1 engine (state format 1) with a session open
+# mid-shift migrates on start and resumes exactly: the rest of the shift replayed into it
+# gives the same sessions and activations as the whole shift replayed fresh.
+add_test(NAME scenario.migration-v1-mid-shift
+  COMMAND ${_scen_dir}/run-migration.sh $<TARGET_FILE:coverd> $<TARGET_FILE:coverctl>)
+set_tests_properties(scenario.migration-v1-mid-shift PROPERTIES LABELS "scenario" TIMEOUT 300)
+
+# Revision 2 regression scenarios (tests/scenarios/rev2/): one per way the revision 1
+# engine billed wrongly, each with a hand-derived expectation in expected/NAME.expect.json.
+# A scenario with a NAME.conf beside it runs with that configuration.
+file(GLOB _rev2 RELATIVE ${_scen_dir}/rev2 CONFIGURE_DEPENDS ${_scen_dir}/rev2/*.jsonl)
+foreach(_f ${_rev2})
+  string(REGEX REPLACE "\\.jsonl$" "" _s ${_f})
+  add_test(NAME scenario.${_s}
+    COMMAND ${_scen_run} $<TARGET_FILE:coverd> $<TARGET_FILE:coverctl> ${_scen_dir}/rev2/${_f})
+  set_tests_properties(scenario.${_s} PROPERTIES LABELS "scenario;rev2" TIMEOUT 300)
+endforeach()
+
+# The rev2 scenarios are what rev2/make.py writes, byte for byte.
+add_test(NAME scenario.rev2-regenerate
+  COMMAND sh -c "d=$(mktemp -d) && python3 '${_scen_dir}/rev2/make.py' \"$d\" && for f in \"$d\"/*.jsonl; do cmp \"$f\" '${_scen_dir}/rev2/'$(basename \"$f\") || exit 1; done; rm -rf \"$d\"")
+set_tests_properties(scenario.rev2-regenerate PROPERTIES LABELS "scenario")

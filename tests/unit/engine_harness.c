@@ -137,6 +137,7 @@ static const char *type_name(enum engine_action_type t)
 	case ACTION_ACT_VOID: return "ACT_VOID";
 	case ACTION_TRACK: return "TRACK";
 	case ACTION_REJECT: return "REJECT";
+	case ACTION_NOTE: return "NOTE";
 	}
 	return "?";
 }
@@ -249,22 +250,31 @@ static void model_apply(struct model *m, const struct engine_config *cfg,
 			ms->open_at_ms = a->at_ms;
 			ms->open_rule = a->rule;
 			ms->max_index = -1;
-			if (a->at_ms != ev->t_ms || a->sess.start_ms != ev->t_ms)
+			/* An event opens a session at its own time; the one exception is max_session
+			 * ending a session mid-job, which opens the next at once, at that deadline
+			 * (RULE_START_JOB_IN_PROGRESS, fired before this step's event). */
+			bool at_event = a->at_ms == ev->t_ms;
+			if (!at_event && !(a->rule == RULE_START_JOB_IN_PROGRESS && a->at_ms < ev->t_ms))
+				errbuf_add(&m->err, "%s SESSION_OPEN at %" PRId64 " by rule %s, want the "
+				           "event's time", tb, a->at_ms, engine_rule_name(a->rule));
+			if (a->sess.start_ms != a->at_ms)
 				errbuf_add(&m->err, "%s SESSION_OPEN at %" PRId64 " start %" PRId64
-				           ", want the event's time", tb, a->at_ms, a->sess.start_ms);
+				           ", want the time it opened", tb, a->at_ms, a->sess.start_ms);
 			if (a->sess.end_ms != 0)
 				errbuf_add(&m->err, "%s SESSION_OPEN with end_ms %" PRId64, tb,
 				           a->sess.end_ms);
-			if (strcmp(a->sess.policy_id, st->policy.policy_id) != 0 ||
-			    strcmp(a->sess.driver_id, st->policy.driver_id) != 0 ||
-			    strcmp(a->sess.vehicle_id, st->policy.vehicle_id) != 0)
+			/* The event itself may change the held policy, and may end a session opened
+			 * at a deadline before it, so these hold for opens at the event's time. */
+			if (at_event && (strcmp(a->sess.policy_id, st->policy.policy_id) != 0 ||
+			                 strcmp(a->sess.driver_id, st->policy.driver_id) != 0 ||
+			                 strcmp(a->sess.vehicle_id, st->policy.vehicle_id) != 0))
 				errbuf_add(&m->err, "%s SESSION_OPEN policy %s/%s/%s, held %s/%s/%s", tb,
 				           a->sess.policy_id, a->sess.driver_id, a->sess.vehicle_id,
 				           st->policy.policy_id, st->policy.driver_id,
 				           st->policy.vehicle_id);
-			/* Only events open sessions, so the one opened in this step is st->s. */
-			if (strcmp(st->s.id, ms->id) != 0 || st->s.ordinal != ms->ordinal ||
-			    st->s.start_ms != ms->start_ms)
+			/* Only the event's own step opens a session at its time, so that one is st->s. */
+			if (at_event && (strcmp(st->s.id, ms->id) != 0 || st->s.ordinal != ms->ordinal ||
+			                 st->s.start_ms != ms->start_ms))
 				errbuf_add(&m->err, "%s SESSION_OPEN %s but the state holds %s", tb, ms->id,
 				           st->s.id);
 			m->cur = m->n++;
@@ -310,6 +320,8 @@ static void model_apply(struct model *m, const struct engine_config *cfg,
 			if (m->cur < 0 || m->s[m->cur].closed || strcmp(a->sess.id, m->s[m->cur].id) != 0)
 				errbuf_add(&m->err, "%s TRACK for session '%s' while not on cover in it", tb,
 				           a->sess.id);
+			break;
+		case ACTION_NOTE:
 			break;
 		case ACTION_REJECT:
 			m->rejects++;
@@ -403,8 +415,9 @@ static void check_deadline_not_late(const struct engine_config *cfg,
 	static struct engine_state probe;
 	static struct engine_actions pout;
 	int64_t d = engine_next_deadline(cfg, st);
-	int64_t t = d == INT64_MAX ? st->last_t_ms + 20 * DAY_MS : d - 1;
-	if (t <= st->last_t_ms)
+	/* A deadline at d fires only once time passes d: a tick at d itself fires nothing. */
+	int64_t t = d == INT64_MAX ? st->last_t_ms + 20 * DAY_MS : d;
+	if (t < st->last_t_ms)
 		return;
 	probe = *st;
 	struct engine_event tk = ev_tick(t);
@@ -419,7 +432,7 @@ static void check_deadline_not_late(const struct engine_config *cfg,
 		harness_fmt_time(b, sizeof(b), d);
 	errbuf_add(&m->err, "after the event at %s engine_next_deadline() says %s, but a tick "
 	           "%s fires %s (rc %d) at %+" PRId64 " ms", a, b,
-	           d == INT64_MAX ? "20 days later" : "1 ms before it",
+	           d == INT64_MAX ? "20 days later" : "at it",
 	           pout.n > 0 ? type_name(pout.a[0].type) : "nothing", rc,
 	           pout.n > 0 ? pout.a[0].at_ms - st->last_t_ms : 0);
 }
@@ -428,7 +441,7 @@ int harness_step(const struct engine_config *cfg, struct engine_state *st,
                  const struct engine_event *ev, struct engine_actions *out, struct model *m)
 {
 	int rc = engine_step(cfg, st, ev, out);
-	if (rc < 0 || rc > REJECT_BAD_EVENT)
+	if (rc < 0 || rc > REJECT_TOO_MANY_JOBS)
 		errbuf_add(&m->err, "engine_step returned %d", rc);
 	model_apply(m, cfg, st, ev, rc, out);
 	if (rc == 0) {
@@ -436,11 +449,11 @@ int harness_step(const struct engine_config *cfg, struct engine_state *st,
 			errbuf_add(&m->err, "after an event at %" PRId64 " last_t_ms is %" PRId64,
 			           ev->t_ms, st->last_t_ms);
 		int64_t d = engine_next_deadline(cfg, st);
-		if (d <= ev->t_ms) {
+		if (d < ev->t_ms) {
 			char tb[40];
 			harness_fmt_time(tb, sizeof(tb), ev->t_ms);
 			errbuf_add(&m->err, "after the event at %s the next deadline is %+" PRId64
-			           " ms from it: every deadline at or before it should have fired",
+			           " ms from it: every deadline before it should have fired",
 			           tb, d - ev->t_ms);
 		}
 		if (m->check_deadlines)
@@ -449,7 +462,8 @@ int harness_step(const struct engine_config *cfg, struct engine_state *st,
 	return rc;
 }
 
-/* Sends TICKs at the deadlines before t, as the daemon's timer would. */
+/* Sends TICKs 1 ms after the deadlines before t (inclusive: at or before t), as the
+ * daemon's timer would; a tick never goes past t. */
 static void tick_before(const struct engine_config *cfg, struct engine_state *st,
                         struct engine_actions *out, struct model *m, int64_t t, bool inclusive)
 {
@@ -457,7 +471,9 @@ static void tick_before(const struct engine_config *cfg, struct engine_state *st
 		int64_t d = engine_next_deadline(cfg, st);
 		if (d == INT64_MAX || d > t || (!inclusive && d == t))
 			return;
-		if (st->started && d <= st->last_t_ms) {
+		if (d + 1 > t)
+			return;  /* due at t itself: the tick or event at t + 1 judges it */
+		if (st->started && d < st->last_t_ms) {
 			errbuf_add(&m->err, "next deadline %" PRId64 " is not after the last event %"
 			           PRId64, d, st->last_t_ms);
 			return;
@@ -466,7 +482,7 @@ static void tick_before(const struct engine_config *cfg, struct engine_state *st
 			errbuf_add(&m->err, "deadlines never stop before %" PRId64, t);
 			return;
 		}
-		struct engine_event tk = ev_tick(d);
+		struct engine_event tk = ev_tick(d + 1);
 		m->ticks++;
 		harness_step(cfg, st, &tk, out, m);
 	}
@@ -492,12 +508,12 @@ void harness_drain(const struct engine_config *cfg, struct engine_state *st,
 			errbuf_add(&m->err, "still a deadline pending after %d ticks", max_ticks);
 			return;
 		}
-		if (st->started && d <= st->last_t_ms) {
-			errbuf_add(&m->err, "next deadline %" PRId64 " is not after the last event %"
+		if (st->started && d < st->last_t_ms) {
+			errbuf_add(&m->err, "next deadline %" PRId64 " is before the last event %"
 			           PRId64, d, st->last_t_ms);
 			return;
 		}
-		struct engine_event tk = ev_tick(d);
+		struct engine_event tk = ev_tick(d + 1);
 		m->ticks++;
 		harness_step(cfg, st, &tk, out, m);
 	}
@@ -659,6 +675,7 @@ enum engine_rule harness_rule_for_end(enum engine_end_reason r)
 	case END_POLICY_REVOKED: return RULE_POLICY_REVOKED;
 	case END_COMMAND: return RULE_END_COMMAND;
 	case END_PRIVATE: return RULE_PRIVATE;
+	case END_JOB_TIMEOUT: return RULE_JOB_TIMEOUT;
 	case END_NONE:
 	case END_HOUR:
 	case END_VOID:

@@ -2,16 +2,23 @@
  * test_activation_prop.c - property test of the hourly activation split (design.md
  * section 2, engine.h "Activations") over at least 100,000 random sessions.
  *
+ * Rules: design.md section 2, revision 2, as engine.h settles it.
+ *
  * Sessions come in chains of one to four on one device state, each with a random
  * trigger and config: starts on hour edges (exact and a millisecond or so either side),
  * around midnight UTC and anywhere; durations of zero, under min_cover, exact multiples
  * of an hour and a millisecond around them, and anything up to 16 h; ends by an event
- * (offline, end-cover command, policy revoked, private mode), by max_session, and by
- * backdating rules (gap_end, idle_end, app silence) with grace periods of up to three
- * hours, so hours opened in a grace get voided. For every session the test asserts:
+ * (offline, end-cover command, policy revoked, private mode; mid-job, or after the
+ * delivery inside the grace, which backdates the end to the delivery), by max_session
+ * (with the job delivered exactly then, or still in progress, which opens the next
+ * session at once), and by backdating rules (gap_end, idle_end, app silence) with grace
+ * periods of up to three hours, so hours opened in a grace get voided. Long jobs get
+ * pickups at most job_timeout apart; stray pickups and re-sent deliveries with nothing in
+ * progress must change nothing. For every session the test asserts:
  *  - the activations that are not void tile [start, end) exactly, with no gap and no
  *    overlap; activation k starts at start + k h; only a zero-length session has an
- *    empty activation 0; their number is max(1, ceil(duration / 1 h));
+ *    empty activation 0; their number is max(1, ceil(duration / 1 h)), except that a
+ *    zero-length session with no job accepted has its activation 0 voided;
  *  - voided activations start at or after the end, and exactly the hours that began
  *    before the end was detected were opened;
  *  - revisions, end reasons, the session record and the ids follow the spec;
@@ -49,6 +56,9 @@ struct gsess {
 	int64_t start, dur, end, detect;
 	enum engine_end_reason reason;
 	bool backdated;   /* the end was decided by a deadline after it */
+	bool by_deadline; /* ended by a deadline (not by an event) */
+	bool no_job;      /* no job accepted in it: of zero length, it bills nothing */
+	bool cont;        /* opened at once by max_session ending the previous one mid-job */
 	const char *how;  /* the ending, for failure reports */
 };
 
@@ -152,13 +162,14 @@ static int64_t pick_start(int64_t earliest)
 	return earliest + rnd_range(0, 3 * HOUR_MS);
 }
 
-/* A session ended by a deadline that fires at d (its end being end), unless max_session
- * comes first. Equal times would leave the order to a rule the spec does not state, so
- * the caller nudges the duration away from them. */
+/* A session ended by a deadline that fires once time passes d (its end being end),
+ * unless max_session comes first. At equal instants the backdating rules win over
+ * max_session (engine.h: job_timeout, gap_end, app silence, idle_end, max_session). */
 static void deadline_end(struct gsess *g, const struct engine_config *cfg, int64_t end,
                          int64_t d, enum engine_end_reason why)
 {
 	int64_t max_at = g->start + cfg->max_session_ms;
+	g->by_deadline = true;
 	if (d > max_at) {
 		g->end = max_at;
 		g->detect = max_at;
@@ -175,6 +186,69 @@ static void deadline_end(struct gsess *g, const struct engine_config *cfg, int64
 struct needs {
 	bool online, policy, private_off, job_done;
 };
+
+/* Pickups every `every` after the job's last event while before `until`, so a long job
+ * never reaches job_timeout (rev 2); at most job_timeout apart, which is still in time. */
+static void push_pickups(struct chain *c, int64_t *job_last, int64_t every, int64_t until)
+{
+	while (*job_last + every < until) {
+		*job_last += every;
+		push(c, ev_app(*job_last, APP_JOB_PICKED_UP));
+	}
+}
+
+/* Now and then a stray pickup or a re-sent delivery in [from, to] with no job in
+ * progress: rev 2 says neither ends nor extends anything. */
+static void maybe_stray(struct chain *c, int64_t from, int64_t to)
+{
+	if (to < from || rnd() % 3 != 0)
+		return;
+	push(c, ev_app(rnd_range(from, to), (rnd() & 1) ? APP_JOB_PICKED_UP : APP_JOB_DELIVERED));
+}
+
+/*
+ * An ending event (offline, end cover, revoke, private_on) of a JOB-trigger session at
+ * start + dur. Either mid-job (cover ends at the event), or after the delivery at
+ * start + dur, up to gap_end later (inside the grace, so cover ends at the delivery,
+ * under the event's reason). A revoke leaves jobs in progress, so it always comes after
+ * the delivery (otherwise the next assign would reopen cover mid-job).
+ */
+static void job_event_end(struct chain *c, struct gsess *g, struct needs *nd, int64_t start,
+                          int64_t dur, enum engine_end_reason why_end, int64_t *job_last,
+                          int64_t every)
+{
+	const struct engine_config *cfg = &c->cfg;
+	int64_t end = start + dur, t = end;
+	bool mid_job = why_end != END_POLICY_REVOKED && (rnd() & 1);
+	push_pickups(c, job_last, every, end);
+	if (!mid_job) {
+		push(c, ev_app(end, APP_JOB_DELIVERED));
+		int64_t room = start + cfg->max_session_ms - end;
+		int64_t x = (rnd() & 1) ? cfg->gap_end_ms : rnd_range(0, cfg->gap_end_ms);
+		t = end + (x < room ? x : room);
+		maybe_stray(c, end, t);
+	}
+	if (why_end == END_OFFLINE) {
+		push(c, ev_app(t, APP_OFFLINE));
+		nd->online = true;
+	} else if (why_end == END_COMMAND) {
+		push(c, ev_cmd(t, CMD_END_COVER));
+	} else if (why_end == END_POLICY_REVOKED) {
+		push(c, ev_revoke(t, "P-9"));
+		nd->policy = true;
+	} else {
+		push(c, ev_app(t, APP_PRIVATE_ON));
+		nd->private_off = true;
+	}
+	g->how = mid_job ? engine_end_reason_name(why_end) :
+	         why_end == END_OFFLINE ? "offline in grace" : why_end == END_COMMAND ?
+	         "end_cover in grace" : why_end == END_POLICY_REVOKED ? "revoke in grace" :
+	         "private in grace";
+	g->end = end;
+	g->detect = t;
+	g->reason = why_end;
+	g->backdated = t > end;
+}
 
 static void gen_chain(struct chain *c, int nsess)
 {
@@ -226,63 +300,72 @@ static void gen_chain(struct chain *c, int nsess)
 		        cfg->app_silence_ms, why ? why : "?");
 		exit(1);
 	}
+	/* Pickups keep long jobs from job_timeout: sometimes exactly job_timeout apart (an
+	 * event at the deadline's instant is applied before it is judged). */
+	int64_t every = (rnd() & 1) ? cfg->job_timeout_ms :
+	                rnd_range(30 * MIN_MS, cfg->job_timeout_ms);
 
 	/* Any time in 2026-2027. */
 	int64_t earliest = 1767225600000LL + rnd_range(0, 2 * 365 * DAY_MS);
 	struct needs nd = { .online = true, .policy = true };
+	/* cont: max_session ended the previous session mid-job, so this one opened at once
+	 * at cont_at, the job still in progress (rev 2). */
+	bool cont = false;
+	int64_t cont_at = 0, job_last = 0;
 	for (int j = 0; j < nsess; j++) {
 		struct gsess *g = &c->s[c->n++];
 		memset(g, 0, sizeof(*g));
-		int64_t start = pick_start(earliest);
+		int64_t start = cont ? cont_at : pick_start(earliest);
 		g->start = start;
+		g->cont = cont;
 		int64_t pre = start - 1;
-		if (nd.policy)
-			push(c, ev_assign(pre, "P-9", "D-9", "V-9"));
-		if (nd.private_off)
-			push(c, ev_app(pre, APP_PRIVATE_OFF));
-		if (nd.online && (c->kind == CH_JOB || c->kind == CH_JOB_SILENCE))
-			push(c, ev_app(pre, APP_ONLINE));
+		if (!cont) {
+			if (nd.policy)
+				push(c, ev_assign(pre, "P-9", "D-9", "V-9"));
+			if (nd.private_off)
+				push(c, ev_app(pre, APP_PRIVATE_OFF));
+			if (nd.online && (c->kind == CH_JOB || c->kind == CH_JOB_SILENCE))
+				push(c, ev_app(pre, APP_ONLINE));
+		}
 		memset(&nd, 0, sizeof(nd));
 		int64_t max = cfg->max_session_ms;
 		int64_t last_t = start;
+		/* Only a session that can reopen at once, not the chain's last, continues. */
+		bool may_continue = j + 1 < nsess;
+		bool next_cont = false;
 		switch (c->kind) {
 		case CH_JOB: {
-			push(c, ev_app(start, APP_JOB_ACCEPTED));
+			if (!cont) {
+				push(c, ev_app(start, APP_JOB_ACCEPTED));
+				job_last = start;
+			}
 			int e = (int)(rnd() % 8);
 			int64_t dur = pick_dur(cfg, max);
+			/* A delivery or an ending event at the continued session's start would be
+			 * applied before max_session ended the previous one. */
+			if (cont && dur < 2)
+				dur = 2;
 			if (e <= 2) {
 				/* gap_end after a delivery or a cancellation. */
-				if (start + dur + cfg->gap_end_ms == start + max)
-					dur -= 1;
+				push_pickups(c, &job_last, every, start + dur);
 				push(c, ev_app(start + dur, e == 0 ? APP_JOB_CANCELLED : APP_JOB_DELIVERED));
 				g->how = e == 0 ? "cancel+gap_end" : "deliver+gap_end";
 				deadline_end(g, cfg, start + dur, start + dur + cfg->gap_end_ms, END_GAP);
+				maybe_stray(c, start + dur, g->detect);
 			} else if (e == 3) {
-				dur = max;
-				g->how = "max_session";
+				/* A job through max_session: delivered exactly then (applied before
+				 * max_session is judged), or still in progress, which opens the next
+				 * session at once. */
+				push_pickups(c, &job_last, every, start + max);
+				next_cont = may_continue && (rnd() & 1);
+				if (!next_cont)
+					push(c, ev_app(start + max, APP_JOB_DELIVERED));
+				g->how = next_cont ? "max_session mid-job" : "max_session";
 				deadline_end(g, cfg, start + max, start + max, END_MAX_SESSION);
-				nd.job_done = true;
 			} else {
 				static const enum engine_end_reason rs[] = { END_OFFLINE, END_COMMAND,
 					END_POLICY_REVOKED, END_PRIVATE };
-				enum engine_end_reason why_end = rs[e - 4];
-				int64_t t = start + dur;
-				push(c, ev_app(t > start ? t - 1 : t, APP_JOB_DELIVERED));
-				if (why_end == END_OFFLINE) {
-					push(c, ev_app(t, APP_OFFLINE));
-					nd.online = true;
-				} else if (why_end == END_COMMAND) {
-					push(c, ev_cmd(t, CMD_END_COVER));
-				} else if (why_end == END_POLICY_REVOKED) {
-					push(c, ev_revoke(t, "P-9"));
-					nd.policy = true;
-				} else {
-					push(c, ev_app(t, APP_PRIVATE_ON));
-					nd.private_off = true;
-				}
-				g->how = engine_end_reason_name(why_end);
-				g->end = g->detect = t;
-				g->reason = why_end;
+				job_event_end(c, g, &nd, start, dur, rs[e - 4], &job_last, every);
 			}
 			g->dur = g->end - start;
 			break;
@@ -292,15 +375,19 @@ static void gen_chain(struct chain *c, int nsess)
 			/* Moving at the start, then standing: the last movement is the start. */
 			push(c, moving_fix(start));
 			push(c, still_fix(start));
-			/* Heartbeats every 4 min keep the app alive up to the last app event. */
+			/* Heartbeats every 4 min keep the app alive up to the last app event; every
+			 * hour one is a pickup, so the job never reaches job_timeout. */
 			int64_t dur = pick_dur(cfg, 3 * HOUR_MS);
+			int k = 0;
 			for (int64_t t = start + 4 * MIN_MS; t < start + dur; t += 4 * MIN_MS)
-				push(c, ev_app(t, APP_HEARTBEAT));
+				push(c, ev_app(t, ++k % 15 == 0 ? APP_JOB_PICKED_UP : APP_HEARTBEAT));
 			if (dur > 0)
 				push(c, ev_app(start + dur, APP_HEARTBEAT));
+			/* Rev 2: with a job in progress the vehicle must stand for idle_end (not
+			 * gap_end); standing since the start. */
 			int64_t d = start + dur + cfg->app_silence_ms;
-			if (d < start + cfg->gap_end_ms)
-				d = start + cfg->gap_end_ms;
+			if (d < start + cfg->idle_end_ms)
+				d = start + cfg->idle_end_ms;
 			g->how = "app_silence";
 			deadline_end(g, cfg, start + dur, d, END_APP_SILENCE);
 			g->dur = dur;
@@ -308,27 +395,37 @@ static void gen_chain(struct chain *c, int nsess)
 			break;
 		}
 		case CH_ONLINE: {
-			if (j > 0)
-				push(c, ev_app(pre, APP_OFFLINE));
-			push(c, ev_app(start, APP_ONLINE));
-			push(c, ev_app(start, APP_JOB_ACCEPTED));
+			if (!cont) {
+				if (j > 0)
+					push(c, ev_app(pre, APP_OFFLINE));
+				push(c, ev_app(start, APP_ONLINE));
+				push(c, ev_app(start, APP_JOB_ACCEPTED));
+				job_last = start;
+			}
 			int e = (int)(rnd() % 7);
 			int64_t dur = pick_dur(cfg, max);
+			if (cont && dur < 2)
+				dur = 2;
 			if (e <= 2) {
-				if (start + dur + cfg->idle_end_ms == start + max)
-					dur -= 1;
+				push_pickups(c, &job_last, every, start + dur);
 				push(c, ev_app(start + dur, APP_JOB_DELIVERED));
 				g->how = "idle_end";
 				deadline_end(g, cfg, start + dur, start + dur + cfg->idle_end_ms, END_IDLE);
+				maybe_stray(c, start + dur, g->detect);
 			} else if (e == 3) {
-				g->how = "max_session";
+				push_pickups(c, &job_last, every, start + max);
+				next_cont = may_continue && (rnd() & 1);
+				if (!next_cont)
+					push(c, ev_app(start + max, APP_JOB_DELIVERED));
+				g->how = next_cont ? "max_session mid-job" : "max_session";
 				deadline_end(g, cfg, start + max, start + max, END_MAX_SESSION);
-				nd.job_done = true;
 			} else {
+				/* No grace under the online trigger: cover ends at the event. */
 				static const enum engine_end_reason rs[] = { END_COMMAND,
 					END_POLICY_REVOKED, END_PRIVATE };
 				enum engine_end_reason why_end = rs[e - 4];
 				int64_t t = start + dur;
+				push_pickups(c, &job_last, every, t > start ? t - 1 : t);
 				push(c, ev_app(t > start ? t - 1 : t, APP_JOB_DELIVERED));
 				if (why_end == END_COMMAND) {
 					push(c, ev_cmd(t, CMD_END_COVER));
@@ -347,13 +444,13 @@ static void gen_chain(struct chain *c, int nsess)
 			break;
 		}
 		case CH_MOTION: {
+			/* No app, no job: a zero-length session bills nothing (rev 2). */
+			g->no_job = true;
 			if (j == 0)
 				push(c, ev_ignition(pre, true));
 			push(c, moving_fix(start));
 			int e = (int)(rnd() % 4);
 			int64_t dur = pick_dur(cfg, max);
-			if (e <= 1 && start + dur + cfg->idle_end_ms == start + max)
-				dur -= 1;
 			/* Keep moving until the end; the last movement is at start + dur. */
 			for (int64_t t = start + cfg->idle_end_ms / 2; t < start + dur - 1;
 			     t += cfg->idle_end_ms / 2)
@@ -386,10 +483,17 @@ static void gen_chain(struct chain *c, int nsess)
 		for (size_t i = 0; i < c->nev; i++)
 			if (c->ev[i].t_ms > last_t)
 				last_t = c->ev[i].t_ms;
-		/* Time must reach the detection: the daemon's timer would get there. */
-		if (g->detect > last_t) {
-			push(c, ev_tick(g->detect));
-			last_t = g->detect;
+		cont = next_cont;
+		if (cont) {
+			/* The next session's events follow; they judge max_session. */
+			cont_at = g->end;
+			continue;
+		}
+		/* Time must pass the detection: a deadline at d fires at the first event or
+		 * tick later than d; the daemon's timer ticks at d + 1. */
+		if (g->by_deadline && g->detect >= last_t) {
+			push(c, ev_tick(g->detect + 1));
+			last_t = g->detect + 1;
 		}
 		if (nd.job_done) {
 			push(c, ev_app(last_t + 1, APP_JOB_DELIVERED));
@@ -448,7 +552,10 @@ static void check_session(const struct chain *c, const struct model *m, int j,
 		           PRId64, j, g->how, ms->close_at_ms - g->start, g->detect - g->start);
 
 	int64_t dur = g->end - g->start;
-	int want_n = dur == 0 ? 1 : (int)ceil_div(dur, unit);
+	/* Rev 2: a zero-length session in which no job was accepted bills nothing, its
+	 * activation 0 voided; any other one bills at least activation 0. */
+	bool void0 = dur == 0 && g->no_job;
+	int want_n = void0 ? 0 : dur == 0 ? 1 : (int)ceil_div(dur, unit);
 	/* Hours that began before the end was detected were opened; at equal times the
 	 * session-ending rule comes first, so an hour starting at the detection is not. */
 	int opened = 0;
@@ -480,8 +587,9 @@ static void check_session(const struct chain *c, const struct model *m, int j,
 				errbuf_add(eb, "session %d (%s, duration %" PRId64 "): activation %d voided "
 				           "but starts %+" PRId64 " ms from the end", j, g->how, dur, k,
 				           a->start_ms - g->end);
-			if (k == 0)
-				errbuf_add(eb, "session %d: activation 0 voided", j);
+			if (k == 0 && !void0)
+				errbuf_add(eb, "session %d (%s, duration %" PRId64 "): activation 0 voided",
+				           j, g->how, dur);
 			if (a->end_reason != END_VOID)
 				errbuf_add(eb, "session %d activation %d void with reason %s", j, k,
 				           engine_end_reason_name(a->end_reason));
@@ -526,7 +634,8 @@ static void check_session(const struct chain *c, const struct model *m, int j,
 	}
 	if (n_live != want_n)
 		errbuf_add(eb, "session %d (%s, duration %" PRId64 " ms): %d live activations, want "
-		           "max(1, ceil(d/1h)) = %d", j, g->how, dur, n_live, want_n);
+		           "%s = %d", j, g->how, dur, n_live,
+		           void0 ? "0 (zero length, no job)" : "max(1, ceil(d/1h))", want_n);
 	if (cursor != g->end)
 		errbuf_add(eb, "session %d: activations end %+" PRId64 " ms from the session end",
 		           j, cursor - g->end);

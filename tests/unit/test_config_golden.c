@@ -272,6 +272,7 @@ static void run_firmware_case(const char *defaults_printed)
 		/* Loading over a config far from the defaults shows every key was set. */
 		snprintf(cfg.engine.device_id, sizeof(cfg.engine.device_id), "x");
 		snprintf(cfg.board, sizeof(cfg.board), "x");
+		snprintf(cfg.time_zone, sizeof(cfg.time_zone), "x");
 		snprintf(cfg.state_dir, sizeof(cfg.state_dir), "/x");
 		snprintf(cfg.socket_path, sizeof(cfg.socket_path), "/x");
 		snprintf(cfg.gnss_source, sizeof(cfg.gnss_source), "none");

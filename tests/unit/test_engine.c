@@ -54,6 +54,7 @@ struct ev_spec {
 	double lat, speed, eph;  /* K_FIX; eph 0 means a good 5 m */
 	int64_t until, every; /* repeat from t to until inclusive when every > 0 */
 	bool track_north;     /* repeated fixes: lat follows t at 10 m/s north */
+	const char *job;      /* K_APP job events: the job_id (NULL: none) */
 };
 
 #define APP(t_, e_) { .t = (t_), .kind = K_APP, .arg = (e_) }
@@ -63,6 +64,14 @@ struct ev_spec {
 #define ONL(t_) APP(t_, APP_ONLINE)
 /* Heartbeats every minute from a to b inclusive, keeping the app from falling silent. */
 #define HB(a, b) { .t = (a), .kind = K_APP, .arg = APP_HEARTBEAT, .until = (b), .every = M(1) }
+/* Heartbeats every exactly app_silence (5 min) from a to b: never a silence (rev 2). */
+#define HB5(a, b) { .t = (a), .kind = K_APP, .arg = APP_HEARTBEAT, .until = (b), .every = M(5) }
+#define PICKUP(t_) APP(t_, APP_JOB_PICKED_UP)
+/* Pickups every `ev` from a to b: job events that keep a long job from job_timeout. */
+#define PICKUPS(a, b, ev) { .t = (a), .kind = K_APP, .arg = APP_JOB_PICKED_UP, .until = (b), \
+                            .every = (ev) }
+/* A job event naming job id j. */
+#define JOB(t_, e_, j) { .t = (t_), .kind = K_APP, .arg = (e_), .job = (j) }
 #define ASSIGN(t_) { .t = (t_), .kind = K_ASSIGN }
 #define REVOKE(t_) { .t = (t_), .kind = K_REVOKE }
 #define IGN(t_, on) { .t = (t_), .kind = K_IGN, .arg = (on) }
@@ -101,6 +110,9 @@ struct ecase {
 	const struct ev_spec *ev;
 	size_t n_ev;
 	int64_t until;        /* run (and tick) up to T0 + until */
+	/* Bit i set: session i opens by RULE_START_JOB_IN_PROGRESS (a job in progress when
+	 * the other conditions came true), not by the trigger's own rule. */
+	unsigned in_progress_opens;
 	const struct exp_sess *sess;
 	size_t n_sess;
 	const struct exp_act *act;
@@ -119,13 +131,17 @@ struct ecase {
 
 static const struct ecase cases[] = {
 	{
-		/* Start needs job_accepted while online and holding a policy (JOB trigger). */
+		/* Start needs job_accepted while online and holding a policy (JOB trigger): the
+		 * accept while offline is no job at all, the one without a policy starts nothing.
+		 * Rev 2 "policy assigned mid-job opens a session": that job is in progress, so
+		 * the assign at 4 min opens cover (was: the accept at 5 min). */
 		.name = "job_trigger_needs_online_and_policy",
 		EVENTS(ASSIGN(-M(10)), ACC(0), ONL(M(1)), REVOKE(M(2)), ACC(M(3)), ASSIGN(M(4)),
 		       ACC(M(5)), HB(M(5) + S(30), M(29) + S(30)), OFFL(M(30))),
 		.until = H(2),
-		SESSIONS({ M(5), M(30), END_OFFLINE, M(30) }),
-		ACTS({ 0, 0, M(5), M(30), ACT_CLOSED, 2, END_OFFLINE }),
+		.in_progress_opens = 1u << 0,
+		SESSIONS({ M(4), M(30), END_OFFLINE, M(30) }),
+		ACTS({ 0, 0, M(4), M(30), ACT_CLOSED, 2, END_OFFLINE }),
 	},
 	{
 		/* A job accepted exactly at gap_end after the last delivery keeps the session. */
@@ -135,8 +151,10 @@ static const struct ecase cases[] = {
 		       HB(M(30) + S(30), M(49) + S(30)), DELIV(M(50)),
 		       HB(M(50) + S(30), M(54) + S(30)), OFFL(M(55))),
 		.until = H(2),
-		SESSIONS({ 0, M(55), END_OFFLINE, M(55) }),
-		ACTS({ 0, 0, 0, M(55), ACT_CLOSED, 2, END_OFFLINE }),
+		/* Rev 2 "ending event inside the grace": the offline at 55 ends cover at the
+		 * delivery at 50, reason offline (was: at 55). */
+		SESSIONS({ 0, M(50), END_OFFLINE, M(55) }),
+		ACTS({ 0, 0, 0, M(50), ACT_CLOSED, 2, END_OFFLINE }),
 	},
 	{
 		/* One millisecond later the gap has ended at the delivery; the job opens anew. */
@@ -146,9 +164,11 @@ static const struct ecase cases[] = {
 		       HB(M(30) + S(30), M(49) + S(30)), DELIV(M(50)),
 		       HB(M(50) + S(30), M(54) + S(30)), OFFL(M(55))),
 		.until = H(2),
-		SESSIONS({ 0, M(20), END_GAP, M(30) }, { M(30) + 1, M(55), END_OFFLINE, M(55) }),
+		/* Rev 2 "ending event inside the grace": the second session ends at its delivery
+		 * at 50, reason offline (was: at the offline at 55). */
+		SESSIONS({ 0, M(20), END_GAP, M(30) }, { M(30) + 1, M(50), END_OFFLINE, M(55) }),
 		ACTS({ 0, 0, 0, M(20), ACT_CLOSED, 2, END_GAP },
-		     { 1, 0, M(30) + 1, M(55), ACT_CLOSED, 2, END_OFFLINE }),
+		     { 1, 0, M(30) + 1, M(50), ACT_CLOSED, 2, END_OFFLINE }),
 	},
 	{
 		/* A cancelled job counts as finished when cancelled. */
@@ -190,8 +210,9 @@ static const struct ecase cases[] = {
 	},
 	{
 		/* Silent (last app event 30 min) and stationary since 5 min, job in progress:
-		 * ends once both app_silence and gap_end passed (35 min), at the later of the
-		 * last app event and the last movement (30 min). */
+		 * ends once app_silence passed and the vehicle stood still for idle_end (rev 2:
+		 * idle_end, not gap_end, while a job is in progress; both fall at 35 min), at the
+		 * later of the last app event and the last movement (30 min). */
 		.name = "app_silent_while_stationary",
 		EVENTS(PRE, ACC(0), APP(M(2), APP_JOB_PICKED_UP), HB(M(3), M(30)), MOVE(0, M(5)),
 		       STILL(M(6), M(60), M(5))),
@@ -200,19 +221,25 @@ static const struct ecase cases[] = {
 		ACTS({ 0, 0, 0, M(30), ACT_CLOSED, 2, END_APP_SILENCE }),
 	},
 	{
-		/* Silent from 30 min (silence passes at 35) but moving until 38: stationary for
-		 * gap_end at 48, end at the last movement. */
+		/* Silent from 30 min (silence passes at 35) but moving until 38, a job in
+		 * progress: rev 2 "for idle_end while a job is in progress" - stationary for
+		 * idle_end at 68 (was: gap_end, 48), end at the last movement; the hour opened at
+		 * 60 is voided. */
 		.name = "app_silent_then_vehicle_stops",
 		EVENTS(PRE, ACC(0), HB(M(1), M(30)), MOVE(0, M(38)), STILL(M(39), M(70), M(38))),
 		.until = H(2),
-		SESSIONS({ 0, M(38), END_APP_SILENCE, M(48) }),
-		ACTS({ 0, 0, 0, M(38), ACT_CLOSED, 2, END_APP_SILENCE }),
+		SESSIONS({ 0, M(38), END_APP_SILENCE, M(68) }),
+		ACTS({ 0, 0, 0, M(38), ACT_CLOSED, 3, END_APP_SILENCE },
+		     { 0, 1, H(1), NC, ACT_VOID, 2, END_VOID }),
 	},
 	{
-		/* max_session: a job that never ends, the app alive for 17 h. The last hour
-		 * closes with the session (ending rules before the hour boundary); no 17th. */
+		/* max_session: a 16-hour job, the app alive for 17 h. The last hour closes with
+		 * the session (ending rules before the hour boundary); no 17th. Rev 2 job_timeout:
+		 * pickups every 2 h keep the job in progress (it would count as ended at 0 after
+		 * 3 h); rev 2 "max_session mid-job opens the next session": it is delivered at
+		 * exactly 16 h, applied before max_session is judged, so no second session. */
 		.name = "max_session_16h",
-		EVENTS(PRE, ACC(0), HB(S(30), H(17))),
+		EVENTS(PRE, ACC(0), PICKUPS(H(2), H(14), H(2)), HB(S(30), H(17)), DELIV(H(16))),
 		.until = H(18),
 		SESSIONS({ 0, H(16), END_MAX_SESSION, H(16) }),
 		ACTS(HOUR_ACT(0), HOUR_ACT(1), HOUR_ACT(2), HOUR_ACT(3), HOUR_ACT(4), HOUR_ACT(5),
@@ -226,8 +253,10 @@ static const struct ecase cases[] = {
 		.name = "min_cover_short_session",
 		EVENTS(PRE, ACC(0), DELIV(M(2)), HB(M(2) + S(30), M(4) + S(30)), OFFL(M(5))),
 		.until = H(2),
-		SESSIONS({ 0, M(5), END_OFFLINE, M(5) }),
-		ACTS({ 0, 0, 0, M(5), ACT_CLOSED, 2, END_OFFLINE }),
+		/* Rev 2 "ending event inside the grace": cover ends at the delivery (2 min), not
+		 * at the offline (5 min). */
+		SESSIONS({ 0, M(2), END_OFFLINE, M(5) }),
+		ACTS({ 0, 0, 0, M(2), ACT_CLOSED, 2, END_OFFLINE }),
 	},
 	{
 		/* private_on ends cover; no start while private; private_off allows it again. */
@@ -261,8 +290,9 @@ static const struct ecase cases[] = {
 		EVENTS(PRE, ACC(0), HB(S(30), M(44) + S(30)), DELIV(M(20)), ACC(M(20)),
 		       DELIV(M(40)), OFFL(M(45))),
 		.until = H(1),
-		SESSIONS({ 0, M(45), END_OFFLINE, M(45) }),
-		ACTS({ 0, 0, 0, M(45), ACT_CLOSED, 2, END_OFFLINE }),
+		/* Rev 2 "ending event inside the grace": ends at the last delivery (40). */
+		SESSIONS({ 0, M(40), END_OFFLINE, M(45) }),
+		ACTS({ 0, 0, 0, M(40), ACT_CLOSED, 2, END_OFFLINE }),
 	},
 	{
 		/* The hour boundary passes during the gap_end grace (delivery at 55 min, gap
@@ -409,14 +439,16 @@ static const struct ecase cases[] = {
 		ACTS({ 0, 0, 0, M(30), ACT_CLOSED, 2, END_APP_SILENCE }),
 	},
 	{
-		/* Heartbeats at 9 and 10 min: silent exactly when the gap would end (10 + 5 =
-		 * 15 min); silent for app_silence is silent, so the gap rule is suspended. */
+		/* Heartbeats at 9 and 10 min: the silence rule falls due exactly when the gap
+		 * ends (10 + 5 = 15 min). Rev 2 "when gap_end and the app-silence rule fall due
+		 * at the same instant, gap_end decides": ends at the delivery, moving or not
+		 * (was: suspended, app_silence at the last movement). */
 		.name = "app_silent_exactly_at_gap_end",
 		EVENTS(PRE, ACC(0), HB(S(30), M(4) + S(30)), DELIV(M(5)), HB(M(9), M(10)),
 		       MOVE(0, M(30)), STILL(M(31), M(60), M(30))),
 		.until = H(2),
-		SESSIONS({ 0, M(30), END_APP_SILENCE, M(40) }),
-		ACTS({ 0, 0, 0, M(30), ACT_CLOSED, 2, END_APP_SILENCE }),
+		SESSIONS({ 0, M(5), END_GAP, M(15) }),
+		ACTS({ 0, 0, 0, M(5), ACT_CLOSED, 2, END_GAP }),
 	},
 	{
 		/* Heartbeats at 9 and 10 min + 1 ms: silent 1 ms after the gap ends, so the gap
@@ -448,8 +480,10 @@ static const struct ecase cases[] = {
 		EVENTS(ASSIGN(-M(10)), IGN(0, 1), FIX(S(30), LAT0, 1.99), FIX(M(1), LAT0, 2.0),
 		       STILL(M(2), M(40), 0)),
 		.until = H(2),
+		/* Rev 2 "a session of zero length in which no job was accepted bills nothing":
+		 * activation 0 is voided (was: closed and billed). */
 		SESSIONS({ M(1), M(1), END_IDLE, M(31) }),
-		ACTS({ 0, 0, M(1), M(1), ACT_CLOSED, 2, END_IDLE }),
+		ACTS({ 0, 0, M(1), NC, ACT_VOID, 2, END_VOID }),
 	},
 	{
 		/* A 30-minute unit: activation k covers [start + k*unit, ...). */
@@ -472,6 +506,200 @@ static const struct ecase cases[] = {
 		.until = H(2),
 		SESSIONS({ 0, M(20), END_GAP, M(30) }),
 		ACTS({ 0, 0, 0, M(20), ACT_CLOSED, 2, END_GAP }),
+	},
+	/* ---- revision 2: each row below fails on the revision-1 engine ---- */
+	{
+		/* Item 1: the audit's 40-minute job. Heartbeats every exactly app_silence (5 min)
+		 * are never a silence, so the idle app online until 18:00 bills 1 unit: gap_end
+		 * at the delivery. */
+		.name = "heartbeat_every_5min_after_40min_job",
+		EVENTS(PRE, ACC(0), HB5(M(5), H(9)), DELIV(M(40))),
+		.until = H(10),
+		SESSIONS({ 0, M(40), END_GAP, M(50) }),
+		ACTS({ 0, 0, 0, M(40), ACT_CLOSED, 2, END_GAP }),
+	},
+	{
+		/* Item 2: a fix and a heartbeat at the same millisecond as a job accepted exactly
+		 * at gap_end are all applied before gap_end is judged: one session. The gap then
+		 * ends at 60 together with the hour boundary, which it beats: no second hour. */
+		.name = "accept_at_gap_end_after_fix_and_heartbeat_same_ms",
+		EVENTS(PRE, ACC(0), HB(S(30), M(19) + S(30)), DELIV(M(20)),
+		       HB(M(20) + S(30), M(29) + S(30)), FIX(M(30), LAT0, 0.0),
+		       APP(M(30), APP_HEARTBEAT), ACC(M(30)), HB(M(30) + S(30), M(80) + S(30)),
+		       DELIV(M(50))),
+		.until = H(2),
+		SESSIONS({ 0, M(50), END_GAP, M(60) }),
+		ACTS({ 0, 0, 0, M(50), ACT_CLOSED, 2, END_GAP }),
+	},
+	{
+		/* Item 4: job_picked_up never creates a job: a stray one after the last delivery
+		 * bills nothing more (1 unit, not until the offline at 2 h). */
+		.name = "stray_pickup_after_last_delivery",
+		EVENTS(PRE, ACC(0), HB(S(30), H(2) - S(30)), DELIV(M(40)), PICKUP(M(45)),
+		       OFFL(H(2))),
+		.until = H(3),
+		SESSIONS({ 0, M(40), END_GAP, M(50) }),
+		ACTS({ 0, 0, 0, M(40), ACT_CLOSED, 2, END_GAP }),
+	},
+	{
+		/* Item 5: a re-sent delivery with nothing in progress neither ends nor extends
+		 * anything: the grace runs from the first (55), so the hour opened at 60 is
+		 * voided; no extra hour. */
+		.name = "resent_delivery_no_extra_hour",
+		EVENTS(PRE, ACC(0), HB(S(30), M(90) + S(30)), DELIV(M(55)), DELIV(M(64))),
+		.until = H(2),
+		SESSIONS({ 0, M(55), END_GAP, M(65) }),
+		ACTS({ 0, 0, 0, M(55), ACT_CLOSED, 3, END_GAP },
+		     { 0, 1, H(1), NC, ACT_VOID, 2, END_VOID }),
+	},
+	{
+		/* Item 5 with job ids: the second delivery names a job no longer in progress. */
+		.name = "resent_delivery_with_id_no_extra_hour",
+		EVENTS(PRE, JOB(0, APP_JOB_ACCEPTED, "A"), HB(S(30), M(90) + S(30)),
+		       JOB(M(55), APP_JOB_DELIVERED, "A"), JOB(M(64), APP_JOB_DELIVERED, "A")),
+		.until = H(2),
+		SESSIONS({ 0, M(55), END_GAP, M(65) }),
+		ACTS({ 0, 0, 0, M(55), ACT_CLOSED, 3, END_GAP },
+		     { 0, 1, H(1), NC, ACT_VOID, 2, END_VOID }),
+	},
+	{
+		/* Item 6: heartbeats stop at 56, a minute after the delivery, and resume at 62
+		 * (a 6-minute gap, silent from 61) while the driver drives home. The grace did not
+		 * run out during the silence, so it goes on from the delivery: gap_end at 65,
+		 * end 55, 1 unit (the hour opened at 60 voided). */
+		.name = "heartbeat_gap_6min_inside_grace",
+		EVENTS(PRE, ACC(0), HB(M(1), M(56)), DELIV(M(55)), HB(M(62), M(90)),
+		       MOVE(M(50), M(63)), STILL(M(64), M(90), M(63))),
+		.until = H(2),
+		SESSIONS({ 0, M(55), END_GAP, M(65) }),
+		ACTS({ 0, 0, 0, M(55), ACT_CLOSED, 3, END_GAP },
+		     { 0, 1, H(1), NC, ACT_VOID, 2, END_VOID }),
+	},
+	{
+		/* Item 6, parked: silent and stationary (no movement since the start) once
+		 * app_silence has passed at 61, so the silence rule ends cover at the last app
+		 * event (56) before the app is back: still 1 unit. */
+		.name = "heartbeat_gap_6min_inside_grace_parked",
+		EVENTS(PRE, ACC(0), HB(M(1), M(56)), DELIV(M(55)), HB(M(62), M(90))),
+		.until = H(2),
+		SESSIONS({ 0, M(56), END_APP_SILENCE, M(61) }),
+		ACTS({ 0, 0, 0, M(56), ACT_CLOSED, 3, END_APP_SILENCE },
+		     { 0, 1, H(1), NC, ACT_VOID, 2, END_VOID }),
+	},
+	{
+		/* Item 12, job_timeout: the job's last event is the pickup at 50; with no event
+		 * for 3 h it counts as ended there, the grace long over: cover ends at 50, found
+		 * at 3 h 50; the hours opened meanwhile are voided. */
+		.name = "job_timeout_ends_at_last_job_event",
+		EVENTS(PRE, ACC(0), PICKUP(M(50)), HB(S(30), H(5))),
+		.until = H(6),
+		SESSIONS({ 0, M(50), END_JOB_TIMEOUT, H(3) + M(50) }),
+		ACTS({ 0, 0, 0, M(50), ACT_CLOSED, 3, END_JOB_TIMEOUT },
+		     { 0, 1, H(1), NC, ACT_VOID, 3, END_VOID },
+		     { 0, 2, H(2), NC, ACT_VOID, 3, END_VOID },
+		     { 0, 3, H(3), NC, ACT_VOID, 2, END_VOID }),
+	},
+	{
+		/* Item 12, job_timeout with ids: B's pickups do not refresh A. B is delivered at
+		 * 2 h 30; A, silent since its accept, times out at 3 h, which ends cover at the
+		 * last job end (2 h 30) before the hour boundary at 3 h opens anything. */
+		.name = "job_timeout_per_job_id",
+		EVENTS(PRE, JOB(0, APP_JOB_ACCEPTED, "A"), JOB(M(5), APP_JOB_ACCEPTED, "B"),
+		       JOB(H(1), APP_JOB_PICKED_UP, "B"), JOB(H(2), APP_JOB_PICKED_UP, "B"),
+		       JOB(H(2) + M(30), APP_JOB_DELIVERED, "B"), HB(S(30), H(4))),
+		.until = H(5),
+		SESSIONS({ 0, H(2) + M(30), END_JOB_TIMEOUT, H(3) }),
+		ACTS(HOUR_ACT(0), HOUR_ACT(1),
+		     { 0, 2, H(2), H(2) + M(30), ACT_CLOSED, 2, END_JOB_TIMEOUT }),
+	},
+	{
+		/* Item 12: the re-sent accept at 5 is a duplicate (no second job), but an accept
+		 * of an id already delivered (25) is a new job: the session runs to its delivery
+		 * at 40, and no phantom job keeps it open after. */
+		.name = "accept_of_delivered_id_is_new_job",
+		EVENTS(PRE, JOB(0, APP_JOB_ACCEPTED, "A"), HB(S(30), M(60) + S(30)),
+		       JOB(M(5), APP_JOB_ACCEPTED, "A"), JOB(M(20), APP_JOB_DELIVERED, "A"),
+		       JOB(M(25), APP_JOB_ACCEPTED, "A"), JOB(M(40), APP_JOB_DELIVERED, "A")),
+		.until = H(2),
+		SESSIONS({ 0, M(40), END_GAP, M(50) }),
+		ACTS({ 0, 0, 0, M(40), ACT_CLOSED, 2, END_GAP }),
+	},
+	{
+		/* Item 12: an online-trigger session with no movement and no job before
+		 * idle_end is of zero length: activation 0 is voided, nothing billed. */
+		.name = "online_trigger_zero_length_no_job_voided",
+		.trigger = TRIGGER_ONLINE,
+		EVENTS(ASSIGN(-M(2)), ONL(0), HB(S(30), H(1))),
+		.until = H(2),
+		SESSIONS({ 0, 0, END_IDLE, M(30) }),
+		ACTS({ 0, 0, 0, NC, ACT_VOID, 2, END_VOID }),
+	},
+	{
+		/* Item 12: a policy assigned mid-job (the job accepted online without one)
+		 * opens a session at the assign, under the job trigger. */
+		.name = "policy_assigned_mid_job_opens_session",
+		EVENTS(ONL(-M(1)), ACC(0), HB(S(30), M(40) + S(30)), ASSIGN(M(5)), DELIV(M(20))),
+		.until = H(1),
+		.in_progress_opens = 1u << 0,
+		SESSIONS({ M(5), M(20), END_GAP, M(30) }),
+		ACTS({ 0, 0, M(5), M(20), ACT_CLOSED, 2, END_GAP }),
+	},
+	{
+		/* Item 12: max_session ends a session mid-job; the next opens at once, at 16 h,
+		 * and runs to the delivery's grace. */
+		.name = "max_session_mid_job_opens_next_session",
+		EVENTS(PRE, ACC(0), PICKUPS(H(2), H(16), H(2)), HB(S(30), H(17)),
+		       DELIV(H(16) + M(30))),
+		.until = H(18),
+		.in_progress_opens = 1u << 1,
+		SESSIONS({ 0, H(16), END_MAX_SESSION, H(16) },
+		         { H(16), H(16) + M(30), END_GAP, H(16) + M(40) }),
+		ACTS(HOUR_ACT(0), HOUR_ACT(1), HOUR_ACT(2), HOUR_ACT(3), HOUR_ACT(4), HOUR_ACT(5),
+		     HOUR_ACT(6), HOUR_ACT(7), HOUR_ACT(8), HOUR_ACT(9), HOUR_ACT(10),
+		     HOUR_ACT(11), HOUR_ACT(12), HOUR_ACT(13), HOUR_ACT(14),
+		     { 0, 15, H(15), H(16), ACT_CLOSED, 2, END_MAX_SESSION },
+		     { 1, 0, H(16), H(16) + M(30), ACT_CLOSED, 2, END_GAP }),
+	},
+	{
+		/* Item 12: silent from 10 min and parked, a job in progress: the silence rule
+		 * ends cover at 10 (found at 0 + idle_end = 30). The app's return at 45, the job
+		 * still in progress, reopens cover at once. */
+		.name = "app_return_after_silence_reopens_mid_job",
+		EVENTS(PRE, ACC(0), HB(M(1), M(10)), HB(M(45), M(80)), DELIV(M(60))),
+		.until = H(2),
+		.in_progress_opens = 1u << 1,
+		SESSIONS({ 0, M(10), END_APP_SILENCE, M(30) }, { M(45), M(60), END_GAP, M(70) }),
+		ACTS({ 0, 0, 0, M(10), ACT_CLOSED, 2, END_APP_SILENCE },
+		     { 1, 0, M(45), M(60), ACT_CLOSED, 2, END_GAP }),
+	},
+	{
+		/* ONLINE trigger, the job's "delivered" lost: it times out at 3 h 05 m 10 s,
+		 * counting as ended at its accept; idle since the last movement (20 min), so
+		 * cover ends there [engine.h: idle_end, job_timeout being a JOB-trigger ending],
+		 * found when the job timed out (not before: the job was in progress until then). */
+		.name = "online_trigger_job_timeout",
+		.trigger = TRIGGER_ONLINE,
+		EVENTS(ASSIGN(-M(2)), ONL(0), ACC(M(5) + S(10)), MOVE(0, M(20)),
+		       STILL(M(21), H(5), M(20)), HB(S(30), H(5))),
+		.until = H(6),
+		SESSIONS({ 0, M(20), END_IDLE, H(3) + M(5) + S(10) }),
+		ACTS({ 0, 0, 0, M(20), ACT_CLOSED, 3, END_IDLE },
+		     { 0, 1, H(1), NC, ACT_VOID, 3, END_VOID },
+		     { 0, 2, H(2), NC, ACT_VOID, 3, END_VOID },
+		     { 0, 3, H(3), NC, ACT_VOID, 2, END_VOID }),
+	},
+	{
+		/* The app silent since the accept, the driver moving until 2 h 40 and parked
+		 * since: the job in progress needs idle_end of standing (3 h 10). At 3 h it times
+		 * out (no job event since 0), and with no job gap_end of standing is enough: cover
+		 * ends at the last movement, found at 3 h, when the job timed out, not before. */
+		.name = "job_timeout_then_app_silence_parked",
+		EVENTS(PRE, ACC(0), MOVE(0, H(2) + M(40)),
+		       STILL(H(2) + M(40) + S(30), H(4), H(2) + M(40))),
+		.until = H(5),
+		SESSIONS({ 0, H(2) + M(40), END_APP_SILENCE, H(3) }),
+		ACTS(HOUR_ACT(0), HOUR_ACT(1),
+		     { 0, 2, H(2), H(2) + M(40), ACT_CLOSED, 2, END_APP_SILENCE }),
 	},
 	{
 		/* No policy at all: a whole shift of jobs gives no cover. */
@@ -506,8 +734,12 @@ static int gen_cmp(const void *a, const void *b)
 static struct engine_event spec_event(const struct ev_spec *sp, int64_t t)
 {
 	switch (sp->kind) {
-	case K_APP:
-		return ev_app(T0 + t, (enum engine_app_event)sp->arg);
+	case K_APP: {
+		struct engine_event e = ev_app(T0 + t, (enum engine_app_event)sp->arg);
+		if (sp->job)
+			snprintf(e.job_id, sizeof(e.job_id), "%s", sp->job);
+		return e;
+	}
 	case K_ASSIGN:
 		return ev_assign(T0 + t, "P-1", "D-1", "V-1");
 	case K_REVOKE:
@@ -621,7 +853,9 @@ static void check_expect(const struct ecase *c, const struct engine_config *cfg,
 			errbuf_add(eb, "[%s] session %zu closed by rule %s, want %s", mode, i,
 			           engine_rule_name(s->close_rule),
 			           engine_rule_name(harness_rule_for_end(e->reason)));
-		enum engine_rule want_open = cfg->trigger == TRIGGER_JOB ? RULE_START_JOB :
+		enum engine_rule want_open = (c->in_progress_opens >> i & 1u) ?
+		                             RULE_START_JOB_IN_PROGRESS :
+		                             cfg->trigger == TRIGGER_JOB ? RULE_START_JOB :
 		                             cfg->trigger == TRIGGER_ONLINE ? RULE_START_ONLINE :
 		                             RULE_START_MOTION;
 		if (s->open_rule != want_open)
@@ -1244,7 +1478,10 @@ static void test_power_cut_single_step(void **state)
 	engine_state_init(&g_st[0]);
 	for (size_t i = 0; i < n; i++)
 		assert_int_equal(engine_step(&g_cfg, &g_st[0], &ev[i], &g_out), 0);
-	/* Nothing heard for 5 h: silent from 35 min, stationary from 30, job in progress. */
+	/* Nothing heard for 5 h: silent from 35 min, stationary from 30, job in progress.
+	 * Rev 2 "for idle_end while a job is in progress": the silence rule falls due at
+	 * 30 + 30 = 60 min (was: 30 + gap_end = 40), together with the hour boundary, which
+	 * it beats; the job's timeout (3 h) comes later. */
 	struct engine_event late = ev_app(T0 + H(5) + M(30), APP_JOB_ACCEPTED);
 	assert_int_equal(engine_step(&g_cfg, &g_st[0], &late, &g_out), 0);
 	int close_i = -1, open_i = -1;
@@ -1264,7 +1501,9 @@ static void test_power_cut_single_step(void **state)
 			         a->act.index);
 	}
 	assert_true(close_i >= 0 && open_i > close_i);
-	assert_int_equal(g_out.a[close_i].at_ms, T0 + M(40));
+	assert_int_equal(g_out.a[close_i].at_ms, T0 + M(60));
+	assert_int_equal(g_out.a[close_i].sess.end_ms, T0 + M(30));
+	assert_int_equal(g_out.a[close_i].sess.end_reason, END_APP_SILENCE);
 	assert_int_equal(g_out.a[open_i].at_ms, T0 + H(5) + M(30));
 	assert_true(g_st[0].s.open);
 	assert_int_equal(g_st[0].s.start_ms, T0 + H(5) + M(30));
@@ -1337,6 +1576,397 @@ static void test_restore_mid_session(void **state)
 	assert_int_equal(g_m[0].s[0].end_ms, T0 + M(65));
 }
 
+/* ---- revision 2, outside the table ------------------------------------------------ */
+
+/* A job event naming job id (NULL: none). */
+static struct engine_event ev_job(int64_t t, enum engine_app_event e, const char *id)
+{
+	struct engine_event ev = ev_app(t, e);
+	if (id)
+		snprintf(ev.job_id, sizeof(ev.job_id), "%s", id);
+	return ev;
+}
+
+/* Feeds one event in tick mode to run 0 and checks the model stayed clean. */
+static void feed0(const struct engine_event *ev)
+{
+	harness_feed(&g_cfg, &g_st[0], ev, &g_out, &g_m[0], true);
+	assert_model_clean(&g_m[0]);
+}
+
+static void feed_heartbeats(int64_t from, int64_t to, int64_t every)
+{
+	for (int64_t t = from; t <= to; t += every) {
+		struct engine_event hb = ev_app(t, APP_HEARTBEAT);
+		feed0(&hb);
+	}
+}
+
+/* The number of ACTION_NOTE actions in the last step with note n. */
+static size_t notes_in_out(enum engine_note n)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < g_out.n; i++)
+		if (g_out.a[i].type == ACTION_NOTE && g_out.a[i].note == n)
+			k++;
+	return k;
+}
+
+/* The action of type t in the last step, or NULL. */
+static const struct engine_action *action_in_out(enum engine_action_type t)
+{
+	for (size_t i = 0; i < g_out.n; i++)
+		if (g_out.a[i].type == t)
+			return &g_out.a[i];
+	return NULL;
+}
+
+/* Steps an event that must be rejected with `why`, changing nothing but rejected_total. */
+static void expect_rejected(const struct engine_event *ev, enum engine_reject why)
+{
+	char buf[256];
+	g_st[1] = g_st[0];
+	int rc = engine_step(&g_cfg, &g_st[0], ev, &g_out);
+	if (rc != (int)why)
+		fail_msg("returned %d (%s), want %s", rc, engine_reject_name((enum engine_reject)rc),
+		         engine_reject_name(why));
+	assert_int_equal(g_out.n, 1);
+	assert_int_equal(g_out.a[0].type, ACTION_REJECT);
+	assert_int_equal(g_out.a[0].reject, why);
+	g_st[1].rejected_total++;
+	if (!harness_state_equal(&g_st[0], &g_st[1], buf, sizeof(buf)))
+		fail_msg("a rejected event changed the state: %s", buf);
+	assert_int_equal(g_st[0].n_jobs, g_st[1].n_jobs);
+	assert_int_equal(g_st[0].anon_jobs, g_st[1].anon_jobs);
+	assert_int_equal(g_st[0].jobs_duplicate_total, g_st[1].jobs_duplicate_total);
+}
+
+static void test_revoke_other_policy_rejected(void **state)
+{
+	(void)state;
+	/* Item 3: a revoke naming another policy is refused (policy_mismatch), counted, and
+	 * changes nothing: the session goes on, the policy is kept. */
+	engine_config_defaults(&g_cfg);
+	struct engine_event ev[4];
+	size_t n = base_session(ev);
+	ev[n++] = ev_app(T0 + M(1), APP_HEARTBEAT);
+	run_events(&g_cfg, &g_st[0], &g_m[0], ev, n);
+	assert_model_clean(&g_m[0]);
+	assert_true(g_st[0].s.open);
+	struct engine_event rv = ev_revoke(T0 + M(2), "P-2");
+	expect_rejected(&rv, REJECT_POLICY_MISMATCH);
+	assert_true(g_st[0].s.open);
+	assert_true(g_st[0].has_policy);
+	assert_string_equal(g_st[0].policy.policy_id, "P-1");
+	assert_int_equal(g_st[0].rejected_total, 1);
+	/* The session is unchanged: the offline ends it at its own time, mid-job. */
+	struct engine_event off = ev_app(T0 + M(3), APP_OFFLINE);
+	feed0(&off);
+	assert_int_equal(g_m[0].n, 1);
+	assert_int_equal(g_m[0].s[0].end_ms, T0 + M(3));
+	assert_int_equal(g_m[0].s[0].end_reason, END_OFFLINE);
+	/* With no session open it is refused just the same. */
+	rv = ev_revoke(T0 + M(4), "P-2");
+	expect_rejected(&rv, REJECT_POLICY_MISMATCH);
+	/* And the kept policy covers the next job. */
+	struct engine_event on = ev_app(T0 + M(5), APP_ONLINE);
+	struct engine_event acc = ev_app(T0 + M(6), APP_JOB_ACCEPTED);
+	feed0(&on);
+	feed0(&acc);
+	assert_true(g_st[0].s.open);
+	assert_int_equal(g_st[0].s.ordinal, 2);
+	assert_string_equal(g_st[0].s.policy_id, "P-1");
+}
+
+static void test_assign_mid_session_applies_next(void **state)
+{
+	(void)state;
+	/* Item 12: an assignment while a session is open does not change that session; the
+	 * new policy applies from the next one. */
+	engine_config_defaults(&g_cfg);
+	struct engine_event ev[3];
+	size_t n = base_session(ev);
+	run_events(&g_cfg, &g_st[0], &g_m[0], ev, n);
+	feed_heartbeats(T0 + M(1), T0 + M(9), M(1));
+	struct engine_event as = ev_assign(T0 + M(10), "P-2", "D-2", "V-2");
+	feed0(&as);
+	assert_true(g_st[0].s.open);
+	assert_string_equal(g_st[0].s.policy_id, "P-1");
+	assert_string_equal(g_st[0].s.driver_id, "D-1");
+	assert_string_equal(g_st[0].policy.policy_id, "P-2");
+	feed_heartbeats(T0 + M(11), T0 + M(19), M(1));
+	struct engine_event off = ev_app(T0 + M(20), APP_OFFLINE);
+	feed0(&off);
+	const struct engine_action *cl = action_in_out(ACTION_SESSION_CLOSE);
+	assert_non_null(cl);
+	assert_string_equal(cl->sess.policy_id, "P-1");
+	assert_string_equal(cl->sess.vehicle_id, "V-1");
+	struct engine_event on = ev_app(T0 + M(21), APP_ONLINE);
+	struct engine_event acc = ev_app(T0 + M(22), APP_JOB_ACCEPTED);
+	feed0(&on);
+	feed0(&acc);
+	const struct engine_action *op = action_in_out(ACTION_SESSION_OPEN);
+	assert_non_null(op);
+	assert_string_equal(op->sess.policy_id, "P-2");
+	assert_string_equal(op->sess.driver_id, "D-2");
+	assert_string_equal(g_st[0].s.policy_id, "P-2");
+
+	/* [decided] A revoke of the held policy that is not the session's drops it and
+	 * leaves the session running. */
+	struct engine_event as3 = ev_assign(T0 + M(23), "P-3", "D-3", "V-3");
+	struct engine_event rv3 = ev_revoke(T0 + M(24), "P-3");
+	feed0(&as3);
+	feed0(&rv3);
+	assert_true(g_st[0].s.open);
+	assert_false(g_st[0].has_policy);
+	assert_string_equal(g_st[0].s.policy_id, "P-2");
+	/* A revoke of the policy the session runs under ends it even though another is held
+	 * by then; the job accepted at 22 is still in progress, so cover reopens at once
+	 * under the held policy. */
+	struct engine_event as4 = ev_assign(T0 + M(25), "P-4", "D-4", "V-4");
+	struct engine_event rv2 = ev_revoke(T0 + M(26), "P-2");
+	feed0(&as4);
+	feed0(&rv2);
+	assert_int_equal(g_m[0].n, 3);
+	assert_int_equal(g_m[0].s[1].end_ms, T0 + M(26));
+	assert_int_equal(g_m[0].s[1].end_reason, END_POLICY_REVOKED);
+	assert_true(g_st[0].s.open);
+	assert_int_equal(g_st[0].s.start_ms, T0 + M(26));
+	assert_string_equal(g_st[0].s.policy_id, "P-4");
+	assert_int_equal(g_m[0].s[2].open_rule, RULE_START_JOB_IN_PROGRESS);
+}
+
+static void test_job_at_hour_boundary_counts_in_new_hour(void **state)
+{
+	(void)state;
+	/* Item 8: a job accepted exactly at the hour boundary, its anomaly and its time
+	 * quality belong to the hour it begins, not to the one that ends there. */
+	engine_config_defaults(&g_cfg);
+	struct engine_event ev[3];
+	size_t n = base_session(ev);
+	run_events(&g_cfg, &g_st[0], &g_m[0], ev, n);
+	feed_heartbeats(T0 + S(30), T0 + M(59) + S(30), M(1));
+	struct engine_event acc = ev_app(T0 + H(1), APP_JOB_ACCEPTED);
+	acc.anomalies = ANOM_MOCK_LOCATION;
+	acc.tq = TQ_NTP;
+	feed0(&acc);
+	feed_heartbeats(T0 + H(1) + S(30), T0 + H(1) + M(4) + S(30), M(1));
+	struct engine_event off = ev_app(T0 + H(1) + M(5), APP_OFFLINE);
+	feed0(&off);
+	assert_int_equal(g_m[0].n, 1);
+	assert_int_equal(model_act_count(&g_m[0], 0), 2);
+	const struct engine_activation *a0 = &g_m[0].s[0].acts[0].a, *a1 = &g_m[0].s[0].acts[1].a;
+	assert_int_equal(a0->jobs, 1);
+	assert_int_equal(a1->jobs, 1);
+	assert_int_equal(a0->anomalies, 0);
+	assert_int_equal(a1->anomalies, ANOM_MOCK_LOCATION);
+	assert_int_equal(a0->tq, TQ_GNSS);
+	assert_int_equal(a1->tq, TQ_NTP);
+}
+
+static void test_anomaly_after_backdated_end(void **state)
+{
+	(void)state;
+	/* Item 8: what happens after a backdated end belongs to no billed activation: the
+	 * clock step, the worse time quality and the position jump after the delivery at 20
+	 * are taken back when gap_end ends cover there; the mock location before it stays. */
+	engine_config_defaults(&g_cfg);
+	struct engine_event ev[3];
+	size_t n = base_session(ev);
+	run_events(&g_cfg, &g_st[0], &g_m[0], ev, n);
+	for (int k = 1; k <= 40; k++) {
+		struct engine_event e;
+		if (k == 10) {
+			e = ev_app(T0 + M(10), APP_HEARTBEAT);
+			e.anomalies = ANOM_MOCK_LOCATION;
+			e.tq = TQ_RTC;
+			feed0(&e);
+		}
+		if (k == 20) {
+			e = ev_app(T0 + M(20), APP_JOB_DELIVERED);
+			feed0(&e);
+		}
+		if (k == 25) {
+			e = ev_app(T0 + M(25), APP_HEARTBEAT);
+			e.anomalies = ANOM_CLOCK_STEP;
+			e.tq = TQ_UNSYNCED;
+			feed0(&e);
+			e = ev_fix(T0 + M(26), LAT0, LON0, 5.0, 5.0);
+			feed0(&e);
+			e = ev_fix(T0 + M(26) + S(1), LAT0 + 0.01, LON0, 5.0, 5.0);
+			feed0(&e);
+		}
+		e = ev_app(T0 + M(k) + S(30), APP_HEARTBEAT);
+		feed0(&e);
+	}
+	assert_int_equal(g_m[0].n, 1);
+	assert_true(g_m[0].s[0].closed);
+	assert_int_equal(g_m[0].s[0].end_ms, T0 + M(20));
+	const struct engine_activation *a = &g_m[0].s[0].acts[0].a;
+	assert_int_equal(a->status, ACT_CLOSED);
+	if (a->anomalies != ANOM_MOCK_LOCATION)
+		fail_msg("activation anomalies %#x, want only the mock location (%#x)", a->anomalies,
+		         ANOM_MOCK_LOCATION);
+	assert_int_equal(a->tq, TQ_RTC);
+	assert_true(a->distance_m == 0.0);
+}
+
+static void test_parked_jitter_adds_no_distance(void **state)
+{
+	(void)state;
+	/* Item 9: a parked receiver wandering 5 m, at 0.3 m/s by its own account and then
+	 * with no speed (1.7 m/s derived): never movement, so no distance, no moving time. */
+	struct engine_event fx[20];
+	for (int k = 0; k < 20; k++) {
+		double lat = LAT0 + ((k & 1) ? 5.0 * DEG_PER_M : 0.0);
+		fx[k] = ev_fix(T0 + M(1) + S(3) * k, lat, LON0, k < 10 ? 0.3 : NAN, 5.0);
+	}
+	const struct engine_activation *a = one_act_session(fx, 20);
+	if (a->distance_m != 0.0)
+		fail_msg("parked jitter added %.3f m", a->distance_m);
+	assert_int_equal(a->moving_ms, 0);
+	assert_int_equal(g_st[0].gnss.moving_ms, 0);
+	assert_int_equal(g_st[0].gnss.accepted, 20);
+	assert_false(g_st[0].last_fix_moving);
+}
+
+static void test_speed_derived_from_positions(void **state)
+{
+	(void)state;
+	/* Item 9: with no speed from the receiver, speed is derived from the previous
+	 * accepted fix at most max_fix_gap before: 100 m in 10 s is movement and starts a
+	 * MOTION session; a fix 40 s after the last one gets no derived speed. */
+	engine_config_defaults(&g_cfg);
+	g_cfg.trigger = TRIGGER_MOTION;
+	const double d100 = 100.0 * DEG_PER_M;
+	const struct engine_event ev[] = {
+		ev_assign(T0 - M(2), "P-1", "D-1", "V-1"),
+		ev_ignition(T0 - M(1), true),
+		ev_fix(T0, LAT0, LON0, NAN, 5.0),
+		ev_fix(T0 + S(10), LAT0 + d100, LON0, NAN, 5.0),
+		ev_fix(T0 + S(20), LAT0 + 2 * d100, LON0, NAN, 5.0),
+		ev_fix(T0 + S(60), LAT0 + 6 * d100, LON0, NAN, 5.0),
+	};
+	run_events(&g_cfg, &g_st[0], &g_m[0], ev, sizeof(ev) / sizeof(ev[0]));
+	assert_model_clean(&g_m[0]);
+	assert_false(g_st[0].last_fix_moving);
+	assert_int_equal(g_st[0].last_move_ms, T0 + S(20));
+	struct engine_event cmd = ev_cmd(T0 + S(70), CMD_END_COVER);
+	feed0(&cmd);
+	assert_int_equal(g_m[0].n, 1);
+	assert_int_equal(g_m[0].s[0].start_ms, T0 + S(10));
+	assert_int_equal(g_m[0].s[0].open_rule, RULE_START_MOTION);
+	const struct engine_activation *a = &g_m[0].s[0].acts[0].a;
+	if (!(a->distance_m > 99.5 && a->distance_m < 100.5))
+		fail_msg("distance %.3f m, want ~100 m (the segment 10 s - 20 s)", a->distance_m);
+	assert_int_equal(a->moving_ms, S(10));
+}
+
+static void test_fix_unknown_eph_not_accepted(void **state)
+{
+	(void)state;
+	/* Item 9: a fix whose horizontal error is unknown is not accepted (counted under
+	 * "eph"): it starts no MOTION session; the same fix with a known error does. */
+	engine_config_defaults(&g_cfg);
+	g_cfg.trigger = TRIGGER_MOTION;
+	const struct engine_event ev[] = {
+		ev_assign(T0 - M(2), "P-1", "D-1", "V-1"),
+		ev_ignition(T0 - M(1), true),
+		ev_fix(T0, LAT0, LON0, 10.0, NAN),
+	};
+	run_events(&g_cfg, &g_st[0], &g_m[0], ev, sizeof(ev) / sizeof(ev[0]));
+	assert_model_clean(&g_m[0]);
+	assert_int_equal(g_m[0].n, 0);
+	assert_false(g_st[0].have_fix);
+	assert_int_equal(g_st[0].gnss.eph, 1);
+	assert_int_equal(g_st[0].gnss.accepted, 0);
+	assert_int_equal(g_st[0].rejected_total, 0);
+	struct engine_event good = ev_fix(T0 + S(1), LAT0, LON0, 10.0, 5.0);
+	feed0(&good);
+	assert_int_equal(g_m[0].n, 1);
+	assert_int_equal(g_m[0].s[0].start_ms, T0 + S(1));
+	assert_int_equal(g_st[0].gnss.accepted, 1);
+}
+
+static void test_duplicate_accept_same_id(void **state)
+{
+	(void)state;
+	/* Item 12: a re-sent accept for a job in progress is a duplicate: counted
+	 * (NOTE_DUPLICATE, jobs_duplicate_total), no second job, no refresh of its timeout
+	 * clock; so is a re-sent delivery. One job, cover to its delivery. */
+	engine_config_defaults(&g_cfg);
+	const struct engine_event pre[] = {
+		ev_assign(T0 - M(2), "P-1", "D-1", "V-1"),
+		ev_app(T0 - M(1), APP_ONLINE),
+		ev_job(T0, APP_JOB_ACCEPTED, "order-17"),
+	};
+	run_events(&g_cfg, &g_st[0], &g_m[0], pre, 3);
+	feed_heartbeats(T0 + M(1), T0 + M(9), M(1));
+	struct engine_event dup = ev_job(T0 + M(10), APP_JOB_ACCEPTED, "order-17");
+	feed0(&dup);
+	assert_int_equal(notes_in_out(NOTE_DUPLICATE), 1);
+	assert_int_equal(g_st[0].jobs_duplicate_total, 1);
+	assert_int_equal(g_st[0].jobs_active, 1);
+	assert_int_equal(g_st[0].n_jobs, 1);
+	assert_int_equal(g_st[0].jobs[0].last_ms, T0);
+	assert_int_equal(g_st[0].rejected_total, 0);
+	feed_heartbeats(T0 + M(11), T0 + M(19), M(1));
+	struct engine_event dl = ev_job(T0 + M(20), APP_JOB_DELIVERED, "order-17");
+	feed0(&dl);
+	assert_int_equal(g_st[0].jobs_active, 0);
+	assert_int_equal(notes_in_out(NOTE_DUPLICATE), 0);
+	struct engine_event dl2 = ev_job(T0 + M(25), APP_JOB_DELIVERED, "order-17");
+	feed0(&dl2);
+	assert_int_equal(notes_in_out(NOTE_DUPLICATE), 1);
+	assert_int_equal(g_st[0].jobs_duplicate_total, 2);
+	assert_int_equal(g_st[0].last_job_end_ms, T0 + M(20));
+	feed_heartbeats(T0 + M(26), T0 + M(40), M(1));
+	assert_int_equal(g_m[0].n, 1);
+	assert_int_equal(g_m[0].s[0].end_ms, T0 + M(20));
+	assert_int_equal(g_m[0].s[0].end_reason, END_GAP);
+	assert_int_equal(g_m[0].s[0].close_at_ms, T0 + M(30));
+	assert_int_equal(g_m[0].s[0].acts[0].a.jobs, 1);
+}
+
+static void test_too_many_jobs(void **state)
+{
+	(void)state;
+	/* Item 12: 16 jobs in progress at once are kept; a 17th accept, with or without an
+	 * id, is rejected (too_many_jobs) with the state unchanged. A duplicate is not one
+	 * more job, and after a delivery there is room again. */
+	engine_config_defaults(&g_cfg);
+	const struct engine_event pre[] = {
+		ev_assign(T0 - M(2), "P-1", "D-1", "V-1"),
+		ev_app(T0 - M(1), APP_ONLINE),
+	};
+	run_events(&g_cfg, &g_st[0], &g_m[0], pre, 2);
+	char id[16];
+	for (int k = 1; k <= ENGINE_MAX_JOBS; k++) {
+		snprintf(id, sizeof(id), "J%d", k);
+		struct engine_event acc = ev_job(T0 + k, APP_JOB_ACCEPTED, id);
+		feed0(&acc);
+	}
+	assert_int_equal(g_st[0].jobs_active, ENGINE_MAX_JOBS);
+	assert_int_equal(g_st[0].n_jobs, ENGINE_MAX_JOBS);
+	struct engine_event j17 = ev_job(T0 + S(1), APP_JOB_ACCEPTED, "J17");
+	expect_rejected(&j17, REJECT_TOO_MANY_JOBS);
+	struct engine_event anon = ev_app(T0 + S(1), APP_JOB_ACCEPTED);
+	expect_rejected(&anon, REJECT_TOO_MANY_JOBS);
+	assert_int_equal(g_st[0].rejected_total, 2);
+	struct engine_event dup = ev_job(T0 + S(2), APP_JOB_ACCEPTED, "J5");
+	feed0(&dup);
+	assert_int_equal(notes_in_out(NOTE_DUPLICATE), 1);
+	assert_int_equal(g_st[0].jobs_active, ENGINE_MAX_JOBS);
+	struct engine_event dl = ev_job(T0 + S(3), APP_JOB_DELIVERED, "J1");
+	feed0(&dl);
+	j17.t_ms = T0 + S(4);
+	feed0(&j17);
+	assert_int_equal(g_st[0].jobs_active, ENGINE_MAX_JOBS);
+	assert_int_equal(g_st[0].rejected_total, 2);
+	assert_int_equal(g_st[0].s.acts[0].jobs, ENGINE_MAX_JOBS + 1);
+	assert_int_equal(g_m[0].n, 1);
+}
+
 int main(void)
 {
 	static struct CMUnitTest tests[N_CASES + 40];
@@ -1368,6 +1998,15 @@ int main(void)
 		cmocka_unit_test(test_power_cut_single_step),
 		cmocka_unit_test(test_voided_activation_kept),
 		cmocka_unit_test(test_restore_mid_session),
+		cmocka_unit_test(test_revoke_other_policy_rejected),
+		cmocka_unit_test(test_assign_mid_session_applies_next),
+		cmocka_unit_test(test_job_at_hour_boundary_counts_in_new_hour),
+		cmocka_unit_test(test_anomaly_after_backdated_end),
+		cmocka_unit_test(test_parked_jitter_adds_no_distance),
+		cmocka_unit_test(test_speed_derived_from_positions),
+		cmocka_unit_test(test_fix_unknown_eph_not_accepted),
+		cmocka_unit_test(test_duplicate_accept_same_id),
+		cmocka_unit_test(test_too_many_jobs),
 	};
 	if (N_CASES + sizeof(more) / sizeof(more[0]) > sizeof(tests) / sizeof(tests[0])) {
 		fprintf(stderr, "test bug: raise the size of tests[]\n");

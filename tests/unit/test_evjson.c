@@ -481,6 +481,161 @@ static void test_framing(void **state)
 	assert_int_equal(evjson_skip_line("x#", 2), 0);
 }
 
+/* Parses a line that must be valid through evjson_parse_meta(), without requiring "t". */
+static struct engine_event ok_meta(const char *line, struct evjson_meta *meta)
+{
+	struct engine_event ev;
+	enum evjson_kind kind;
+	char err[256] = "unset";
+	memset(meta, 0x5a, sizeof(*meta));
+	if (evjson_parse_meta(line, strlen(line), 0, &ev, &kind, meta, err, sizeof(err)) != 0)
+		fail_msg("line %s refused: %s", line, err);
+	assert_string_equal(err, "");
+	return ev;
+}
+
+/* A line that must be refused by evjson_parse_meta() too, leaving *meta untouched. */
+static void bad_meta(const char *line, const char *want)
+{
+	bad_line(line, 0, want);
+	struct engine_event ev;
+	enum evjson_kind kind;
+	struct evjson_meta meta, before;
+	memset(&meta, 0x5a, sizeof(meta));
+	before = meta;
+	char err[256];
+	assert_int_equal(evjson_parse_meta(line, strlen(line), 0, &ev, &kind, &meta, err,
+	                                   sizeof(err)), -EINVAL);
+	assert_string_equal(err, want);
+	assert_memory_equal(&meta, &before, sizeof(meta));
+}
+
+/* "job_id" on the four job events, "id" on any event; both 1 to 63 printable ASCII. */
+static void test_job_id_and_request_id(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *name;
+		enum engine_app_event e;
+	} jobs[] = {
+		{ "job_accepted", APP_JOB_ACCEPTED }, { "job_picked_up", APP_JOB_PICKED_UP },
+		{ "job_delivered", APP_JOB_DELIVERED }, { "job_cancelled", APP_JOB_CANCELLED },
+	};
+	char line[512];
+	struct evjson_meta meta;
+	for (size_t i = 0; i < sizeof(jobs) / sizeof(jobs[0]); i++) {
+		snprintf(line, sizeof(line), "{" T0 ",\"type\":\"app\",\"event\":\"%s\","
+		         "\"job_id\":\"order-4711/b\"}", jobs[i].name);
+		struct engine_event ev = ok_event(line, EVJSON_ENGINE);
+		assert_int_equal(ev.u.app, jobs[i].e);
+		assert_string_equal(ev.job_id, "order-4711/b");
+		/* Without one, job_id is the empty string. */
+		snprintf(line, sizeof(line), "{" T0 ",\"type\":\"app\",\"event\":\"%s\"}",
+		         jobs[i].name);
+		ev = ok_event(line, EVJSON_ENGINE);
+		assert_string_equal(ev.job_id, "");
+	}
+	/* 63 characters is the limit; every printable character, blank and '~' included. */
+	char id63[64];
+	memset(id63, 'j', 63);
+	id63[0] = ' ';
+	id63[62] = '~';
+	id63[63] = '\0';
+	snprintf(line, sizeof(line), "{" T0 ",\"type\":\"app\",\"event\":\"job_accepted\","
+	         "\"job_id\":\"%s\"}", id63);
+	struct engine_event ev = ok_event(line, EVJSON_ENGINE);
+	assert_string_equal(ev.job_id, id63);
+
+	/* A request id on any event type, returned through the meta; "t" is optional. */
+	ev = ok_meta("{\"type\":\"app\",\"event\":\"heartbeat\",\"id\":\"r-1\"}", &meta);
+	assert_string_equal(meta.id, "r-1");
+	assert_int_equal(ev.t_ms, INT64_MIN);
+	assert_string_equal(ev.job_id, "");
+	ev = ok_meta("{\"type\":\"app\",\"event\":\"job_delivered\",\"job_id\":\"o-1\","
+	             "\"id\":\"0f8fad5b-d9cb-469f-a165-70867728950e\"}", &meta);
+	assert_string_equal(meta.id, "0f8fad5b-d9cb-469f-a165-70867728950e");
+	assert_string_equal(ev.job_id, "o-1");
+	ev = ok_meta("{\"type\":\"fix\",\"lat\":1,\"lon\":2,\"id\":\"f-9\"}", &meta);
+	assert_string_equal(meta.id, "f-9");
+	snprintf(line, sizeof(line), "{\"type\":\"policy\",\"event\":\"revoke\",\"id\":\"%s\"}",
+	         id63);
+	ok_meta(line, &meta);
+	assert_string_equal(meta.id, id63);
+	/* No "id": the empty string. */
+	ok_meta("{\"type\":\"app\",\"event\":\"online\"}", &meta);
+	assert_string_equal(meta.id, "");
+	/* A replayed line may carry the id of the socket request it was recorded from: it is
+	 * checked, and evjson_parse() (the replay's reader) does not return it. */
+	ev = ok_event("{" T0 ",\"type\":\"app\",\"event\":\"online\",\"id\":\"r-2\"}",
+	              EVJSON_ENGINE);
+	assert_int_equal(ev.t_ms, T0_MS);
+	/* evjson_parse_meta() with a NULL meta is evjson_parse(). */
+	enum evjson_kind kind;
+	char err[256];
+	static const char online[] = "{" T0 ",\"type\":\"app\",\"event\":\"online\",\"id\":\"r\"}";
+	assert_int_equal(evjson_parse_meta(online, strlen(online), 1, &ev, &kind, NULL, err,
+	                                   sizeof(err)), 0);
+
+#define X64 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	static const struct {
+		const char *line;
+		const char *err;
+	} bad[] = {
+		/* job_id */
+		{ "{\"type\":\"app\",\"event\":\"job_accepted\",\"job_id\":7}",
+		  "field \"job_id\": expected a string, got a number" },
+		{ "{\"type\":\"app\",\"event\":\"job_accepted\",\"job_id\":null}",
+		  "field \"job_id\": expected a string, got null" },
+		{ "{\"type\":\"app\",\"event\":\"job_delivered\",\"job_id\":[\"a\"]}",
+		  "field \"job_id\": expected a string, got an array" },
+		{ "{\"type\":\"app\",\"event\":\"job_accepted\",\"job_id\":\"\"}",
+		  "field \"job_id\": is empty" },
+		{ "{\"type\":\"app\",\"event\":\"job_accepted\",\"job_id\":\"" X64 "\"}",
+		  "field \"job_id\": is 64 characters long (limit 63)" },
+		{ "{\"type\":\"app\",\"event\":\"job_cancelled\",\"job_id\":\"a\\tb\"}",
+		  "field \"job_id\": character 2 (\\x09) is not printable ASCII" },
+		{ "{\"type\":\"app\",\"event\":\"job_picked_up\",\"job_id\":\"\\u007f\"}",
+		  "field \"job_id\": character 1 (\\x7f) is not printable ASCII" },
+		{ "{\"type\":\"app\",\"event\":\"job_accepted\",\"job_id\":\"caf\\u00e9\"}",
+		  "field \"job_id\": character 4 (\\xc3) is not printable ASCII" },
+		{ "{\"type\":\"app\",\"event\":\"heartbeat\",\"job_id\":\"o-1\"}",
+		  "field \"job_id\": not allowed with \"event\": \"heartbeat\" (only with job_accepted, "
+		  "job_picked_up, job_delivered or job_cancelled)" },
+		{ "{\"type\":\"app\",\"event\":\"online\",\"job_id\":7}",
+		  "field \"job_id\": not allowed with \"event\": \"online\" (only with job_accepted, "
+		  "job_picked_up, job_delivered or job_cancelled)" },
+		{ "{\"type\":\"fix\",\"lat\":1,\"lon\":2,\"job_id\":\"o-1\"}",
+		  "field \"job_id\": unknown field for type \"fix\"" },
+		{ "{\"type\":\"policy\",\"event\":\"revoke\",\"job_id\":\"o-1\"}",
+		  "field \"job_id\": unknown field for type \"policy\"" },
+		{ "{\"type\":\"app\",\"event\":\"job_accepted\",\"job_id\":\"a\",\"job_id\":\"b\"}",
+		  "field \"job_id\": appears more than once" },
+		/* id */
+		{ "{\"type\":\"app\",\"event\":\"heartbeat\",\"id\":42}",
+		  "field \"id\": expected a string, got a number" },
+		{ "{\"type\":\"app\",\"event\":\"heartbeat\",\"id\":{}}",
+		  "field \"id\": expected a string, got an object" },
+		{ "{\"type\":\"app\",\"event\":\"heartbeat\",\"id\":true}",
+		  "field \"id\": expected a string, got a boolean" },
+		{ "{\"type\":\"app\",\"event\":\"heartbeat\",\"id\":\"\"}", "field \"id\": is empty" },
+		{ "{\"type\":\"fix\",\"lat\":1,\"lon\":2,\"id\":\"" X64 "\"}",
+		  "field \"id\": is 64 characters long (limit 63)" },
+		{ "{\"type\":\"app\",\"event\":\"heartbeat\",\"id\":\"r\\n1\"}",
+		  "field \"id\": character 2 (\\x0a) is not printable ASCII" },
+		{ "{\"type\":\"app\",\"event\":\"heartbeat\",\"id\":\"r1\",\"id\":\"r1\"}",
+		  "field \"id\": appears more than once" },
+		/* an app "t" that does not parse is refused on the socket as in a scenario */
+		{ "{\"t\":\"2038-01-19 03:14:08\",\"type\":\"app\",\"event\":\"heartbeat\",\"id\":\"r\"}",
+		  "field \"t\": \"2038-01-19 03:14:08\" is not an RFC 3339 UTC time" },
+		{ "{\"t\":2145916800,\"type\":\"fix\",\"lat\":1,\"lon\":2}",
+		  "field \"t\": expected a string, got a number" },
+	};
+	assert_int_equal(strlen(X64), 64);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		bad_meta(bad[i].line, bad[i].err);
+#undef X64
+}
+
 /* Every refusal names the field and the reason. */
 static void test_errors(void **state)
 {
@@ -624,6 +779,7 @@ static void test_mutations(void **state)
 		"{" T0 ",\"type\":\"policy\",\"event\":\"assign\",\"policy_id\":\"P-1\","
 		"\"driver_id\":\"D-1\",\"vehicle_id\":\"V-1\"}",
 		"{\"t\":\"2026-11-28T09:00:00.250+01:00\",\"type\":\"app\",\"event\":\"job_accepted\"}",
+		"{" T0 ",\"type\":\"app\",\"event\":\"job_delivered\",\"job_id\":\"o-1\",\"id\":\"r-1\"}",
 	};
 	char buf[512], err[128];
 	struct engine_event ev;
@@ -727,6 +883,7 @@ int main(void)
 		cmocka_unit_test(test_common_fields),
 		cmocka_unit_test(test_framing),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_job_id_and_request_id),
 		cmocka_unit_test(test_mutations),
 		cmocka_unit_test(test_doc_examples),
 	};

@@ -140,10 +140,38 @@ static void test_clock_gnss_quality(void **state)
 	memset(&ev, 0, sizeof(ev));
 	clock_stamp(&c, &ev, f.real + 500);
 	assert_int_equal(ev.tq, TQ_GNSS);
+	/* The timeline is now GNSS-disciplined: an app event stamped a minute later (no GNSS
+	 * time of its own) carries GNSS quality too, for CLOCK_GNSS_HOLD_MS. */
+	advance(&f, 60000);
 	memset(&ev, 0, sizeof(ev));
-	/* A receiver whose time is years off (a week-number rollover) is not trusted. */
+	clock_stamp(&c, &ev, INT64_MIN);
+	assert_int_equal(ev.tq, TQ_GNSS);
+	assert_int_equal(clock_quality(&c), TQ_GNSS);
+	advance(&f, CLOCK_GNSS_HOLD_MS);
+	memset(&ev, 0, sizeof(ev));
+	clock_stamp(&c, &ev, INT64_MIN);
+	assert_int_equal(ev.tq, TQ_RTC);
+	memset(&ev, 0, sizeof(ev));
+	clock_stamp(&c, &ev, f.real - 1500);
+	assert_int_equal(ev.tq, TQ_GNSS);
+	memset(&ev, 0, sizeof(ev));
+	/* A receiver whose time is years off (a week-number rollover) is not trusted, and
+	 * ends the hold of the earlier agreement. */
 	clock_stamp(&c, &ev, f.real + 20LL * 365 * 86400000);
 	assert_int_equal(ev.tq, TQ_RTC);
+	memset(&ev, 0, sizeof(ev));
+	clock_stamp(&c, &ev, INT64_MIN);
+	assert_int_equal(ev.tq, TQ_RTC);
+	/* On an implausible timeline nothing is held. */
+	int64_t last = clock_build_epoch_ms() + 10 * 86400000LL;
+	struct fake_clock g = { 1000, 20000, false };
+	struct clock_source src2 = fake_source(&g);
+	clock_init(&c, &src2, last);
+	memset(&ev, 0, sizeof(ev));
+	clock_stamp(&c, &ev, last);
+	memset(&ev, 0, sizeof(ev));
+	clock_stamp(&c, &ev, INT64_MIN);
+	assert_int_equal(ev.tq, TQ_UNSYNCED);
 }
 
 static void test_clock_reanchor_forward_only(void **state)

@@ -176,6 +176,8 @@ static struct engine_activation act_open(int index, int64_t start)
 	a.revision = 1;
 	a.start_ms = start;
 	a.tq = TQ_GNSS;
+	a.alive = ALIVE_START;
+	a.alive_since_ms = start;
 	return a;
 }
 
@@ -495,6 +497,8 @@ static void run_shift(struct store *st, struct fx *f, struct shift *sh)
 	x->act = sh->a0;
 	sh->a1 = act_open(1, h1);
 	sh->a1.start_pos = (struct engine_pos){ 51.51, -0.1, true };
+	sh->a1.alive = ALIVE_JOB;
+	sh->a1.alive_since_ms = start;
 	x = add(&acts, ACTION_ACT_OPEN, RULE_HOUR_BOUNDARY, h1, &sh->s);
 	x->act = sh->a1;
 	sh->state.last_t_ms = h1;
@@ -921,6 +925,7 @@ static void test_failure_leaves_nothing(void **state)
 	x->act = a;
 	state_for(&es, &s, true, T0);
 	es.jobs_active = 1;
+	es.anon_jobs = 1;
 	apply_ok(st, f, &ev, "replay", NULL, &es, &acts);
 	int64_t last_id = store_last_event_id(st);
 	char act_id[ENGINE_ACT_ID_MAX];
@@ -945,6 +950,7 @@ static void test_failure_leaves_nothing(void **state)
 	add(&acts, ACTION_SESSION_OPEN, RULE_START_JOB, T0 + 5000, &s);
 	es2 = es;
 	es2.jobs_active = 7;
+	es2.anon_jobs = 7;
 	es2.last_t_ms = T0 + 5000;
 	int r = store_apply(st, &f->cfg, &ev, "replay", NULL, &es2, &acts);
 	assert_true(r < 0);
@@ -1084,6 +1090,8 @@ static void assert_act_equal(const struct engine_activation *a,
 	assert_true(same_dbl(a->end_pos.lon, b->end_pos.lon));
 	assert_int_equal(a->tq, b->tq);
 	assert_int_equal(a->anomalies, b->anomalies);
+	assert_int_equal(a->alive, b->alive);
+	assert_int_equal(a->alive_since_ms, b->alive_since_ms);
 }
 
 static void assert_state_equal(const struct engine_state *a, const struct engine_state *b)
@@ -1127,6 +1135,32 @@ static void assert_state_equal(const struct engine_state *a, const struct engine
 	assert_int_equal(a->s.n_acts, b->s.n_acts);
 	for (int i = 0; i < a->s.n_acts; i++)
 		assert_act_equal(&a->s.acts[i], &b->s.acts[i]);
+	/* Revision 2 state: jobs by id, the grace, pending attribution, GNSS accounting. */
+	assert_int_equal(a->n_jobs, b->n_jobs);
+	for (int i = 0; i < a->n_jobs; i++) {
+		assert_string_equal(a->jobs[i].id, b->jobs[i].id);
+		assert_int_equal(a->jobs[i].accepted_ms, b->jobs[i].accepted_ms);
+		assert_int_equal(a->jobs[i].last_ms, b->jobs[i].last_ms);
+	}
+	assert_int_equal(a->anon_jobs, b->anon_jobs);
+	assert_int_equal(a->anon_first_ms, b->anon_first_ms);
+	assert_int_equal(a->anon_last_ms, b->anon_last_ms);
+	assert_int_equal(a->grace_from_ms, b->grace_from_ms);
+	assert_int_equal(a->silence_ended, b->silence_ended);
+	assert_int_equal(a->jobs_duplicate_total, b->jobs_duplicate_total);
+	assert_int_equal(a->jobs_ignored_total, b->jobs_ignored_total);
+	assert_int_equal(a->jobs_timeout_total, b->jobs_timeout_total);
+	assert_memory_equal(&a->gnss, &b->gnss, sizeof(a->gnss));
+	assert_int_equal(a->pend.at_ms, b->pend.at_ms);
+	assert_int_equal(a->pend.jobs, b->pend.jobs);
+	assert_int_equal(a->pend.anomalies, b->pend.anomalies);
+	assert_int_equal(a->pend.tq, b->pend.tq);
+	assert_int_equal(a->snap_grace.valid, b->snap_grace.valid);
+	assert_int_equal(a->snap_grace.t_ms, b->snap_grace.t_ms);
+	assert_int_equal(a->snap_grace.index, b->snap_grace.index);
+	assert_int_equal(a->snap_grace.anomalies, b->snap_grace.anomalies);
+	assert_int_equal(a->snap_grace.tq, b->snap_grace.tq);
+	assert_int_equal(a->s.jobs_accepted, b->s.jobs_accepted);
 }
 
 static void rich_state(struct engine_state *s, int n_acts)
@@ -1144,7 +1178,29 @@ static void rich_state(struct engine_state *s, int n_acts)
 	snprintf(s->policy.driver_id, sizeof(s->policy.driver_id), "D-ünïcode");
 	snprintf(s->policy.vehicle_id, sizeof(s->policy.vehicle_id), "%s",
 	         "V-0123456789012345678901234567890123456789-4567");   /* 47: the longest */
-	s->jobs_active = 2;
+	s->jobs_active = 3;
+	s->n_jobs = 2;
+	snprintf(s->jobs[0].id, sizeof(s->jobs[0].id), "order-\"42\"");
+	s->jobs[0].accepted_ms = T0 + 4 * HOUR_MS;
+	s->jobs[0].last_ms = T0 + 4 * HOUR_MS + 60000;
+	snprintf(s->jobs[1].id, sizeof(s->jobs[1].id), "%s",
+	         "J-0123456789012345678901234567890123456789012345678901234567abc");  /* 63 */
+	s->jobs[1].accepted_ms = T0 + 5 * HOUR_MS - 1;
+	s->jobs[1].last_ms = T0 + 5 * HOUR_MS - 1;
+	s->anon_jobs = 1;
+	s->anon_first_ms = T0 + 3 * HOUR_MS;
+	s->anon_last_ms = T0 + 3 * HOUR_MS + 5;
+	s->grace_from_ms = T0 + 2 * HOUR_MS;
+	s->silence_ended = true;
+	s->jobs_duplicate_total = 4;
+	s->jobs_ignored_total = 5;
+	s->jobs_timeout_total = 6;
+	s->gnss = (struct engine_gnss_stats){ 100, 2, 3, 4, 5, 654321 };
+	s->pend = (struct engine_pending){ T0 + 5 * HOUR_MS, 2, ANOM_CLOCK_STEP, TQ_RTC };
+	s->snap_grace = (struct engine_snap){ .valid = true, .t_ms = T0 + 2 * HOUR_MS, .index = 1,
+		.distance_m = 12.5, .moving_ms = 77, .pos = { 51.0, -0.1, true },
+		.anomalies = ANOM_MOCK_LOCATION, .tq = TQ_NTP };
+	s->s.jobs_accepted = 9;
 	s->last_job_end_ms = INT64_MIN;
 	s->last_app_ms = T0 + 5 * HOUR_MS;
 	s->last_move_ms = -1;
@@ -1183,6 +1239,8 @@ static void rich_state(struct engine_state *s, int n_acts)
 		a->end_pos = (struct engine_pos){ 0, 0, false };
 		a->tq = (enum engine_time_quality)(i % 4);
 		a->anomalies = (uint32_t)(i % 8);
+		a->alive = i == 0 ? ALIVE_START : (i % 4) + 1;
+		a->alive_since_ms = T0 + i * 1000;
 	}
 	/* A slot past n_acts holds leftovers the engine never reads. */
 	if (n_acts < ENGINE_MAX_ACTS)
@@ -1683,7 +1741,7 @@ static void test_normalised_event_json(void **state)
 	state_for(&es, NULL, false, T0);
 	acts.n = 0;
 
-	struct engine_event evs[6];
+	struct engine_event evs[7];
 	memset(evs, 0, sizeof(evs));
 	evs[0].type = COV_EV_FIX;
 	evs[0].u.fix = (struct engine_fix){ .lat = 51.123456789, .lon = -0.5, .speed_mps = 4.25,
@@ -1702,7 +1760,10 @@ static void test_normalised_event_json(void **state)
 	evs[5].type = COV_EV_TICK;
 	evs[5].tq = TQ_RTC;
 	evs[5].anomalies = ANOM_CLOCK_STEP;
-	for (int i = 0; i < 6; i++) {
+	evs[6].type = COV_EV_APP;
+	evs[6].u.app = APP_JOB_DELIVERED;
+	snprintf(evs[6].job_id, sizeof(evs[6].job_id), "order 17/b");
+	for (int i = 0; i < 7; i++) {
 		evs[i].t_ms = T0 + i * 1500;
 		apply_ok(st, f, &evs[i], "test", NULL, &es, &acts);
 		struct ev_copy e;
@@ -1719,11 +1780,279 @@ static void test_normalised_event_json(void **state)
 		assert_int_equal(back.t_ms, evs[i].t_ms);
 		assert_int_equal(back.tq, evs[i].tq);
 		assert_int_equal(back.anomalies, evs[i].anomalies);
+		assert_string_equal(back.job_id, evs[i].job_id);
 	}
 	struct ev_copy e;
 	assert_int_equal(store_event_get(st, 1, collect_event, &e), 0);
 	assert_non_null(strstr(e.json, "\"lat\":51.123456789"));
 	assert_null(strstr(e.json, "course"));
+	store_close(st);
+}
+
+/* ---- socket requests with an id (docs/ipc.md, "Retries") ------------------------------ */
+
+struct reply_ctx {
+	int calls;
+	bool fail;
+};
+
+static int make_reply(void *ctx, int64_t event_id, char *buf, size_t len)
+{
+	struct reply_ctx *r = ctx;
+	r->calls++;
+	if (r->fail)
+		return -ENOMEM;
+	snprintf(buf, len, "{\"ok\":true,\"accepted\":true,\"event_id\":%lld}",
+	         (long long)event_id);
+	return 0;
+}
+
+struct req_copy {
+	bool found, same;
+	char id[STORE_REQ_ID_MAX + 1], reply[STORE_REQ_REPLY_MAX + 1];
+	int64_t t_ms, event_id;
+};
+
+static int copy_req(void *ctx, const struct store_request_row *r)
+{
+	struct req_copy *c = ctx;
+	c->found = true;
+	c->same = r->same;
+	copy_str(c->id, sizeof(c->id), r->id);
+	copy_str(c->reply, sizeof(c->reply), r->reply);
+	c->t_ms = r->t_ms;
+	c->event_id = r->event_id;
+	return 0;
+}
+
+static int get_req(struct store *st, const char *id, const char *request, int64_t now,
+                   struct req_copy *c)
+{
+	memset(c, 0, sizeof(*c));
+	return store_request_get(st, id, request, strlen(request), now, copy_req, c);
+}
+
+/* One heartbeat applied with the request armed; returns its journal id. */
+static int64_t apply_request(struct store *st, struct fx *f, const char *id, const char *req,
+                             int64_t t, struct reply_ctx *rc)
+{
+	static struct engine_actions acts;
+	struct engine_state es;
+	state_for(&es, NULL, false, t);
+	struct engine_event ev = app_event(t, APP_HEARTBEAT);
+	acts.n = 0;
+	assert_int_equal(store_request_arm(st, id, req, strlen(req), make_reply, rc), 0);
+	apply_ok(st, f, &ev, "ipc", req, &es, &acts);
+	return store_last_event_id(st);
+}
+
+/*
+ * The request and its reply are recorded in the event's own transaction: after a commit
+ * both are there, after any failure neither; the record survives a reopen; a different
+ * request under the same id is told apart; the window keeps the last STORE_REQ_KEEP ids of
+ * the last STORE_REQ_AGE_MS.
+ */
+static void test_requests(void **state)
+{
+	struct fx *f = *state;
+	struct store *st = open_rw(f);
+	static struct engine_actions acts;
+	static const char req1[] = "{\"type\":\"app\",\"event\":\"job_accepted\",\"id\":\"r-1\"}";
+	struct reply_ctx rc = { 0 };
+	struct req_copy c;
+
+	assert_int_equal(get_req(st, "r-1", req1, T0, &c), -ENOENT);
+	assert_string_equal(store_request_reply(st), "");
+
+	/* Recorded with the event: the reply names the journal id the event got. */
+	int64_t id1 = apply_request(st, f, "r-1", req1, T0, &rc);
+	assert_int_equal(rc.calls, 1);
+	char want[128];
+	snprintf(want, sizeof(want), "{\"ok\":true,\"accepted\":true,\"event_id\":%lld}",
+	         (long long)id1);
+	assert_string_equal(store_request_reply(st), want);
+	assert_int_equal(get_req(st, "r-1", req1, T0 + MIN_MS, &c), 0);
+	assert_true(c.found && c.same);
+	assert_string_equal(c.id, "r-1");
+	assert_string_equal(c.reply, want);
+	assert_int_equal(c.event_id, id1);
+	assert_int_equal(c.t_ms, T0);
+	/* Other bytes under the same id: found, not the same request. */
+	assert_int_equal(get_req(st, "r-1", "{\"type\":\"app\",\"event\":\"offline\"}", T0, &c), 0);
+	assert_true(c.found && !c.same);
+	assert_int_equal(db_int(f->db, "SELECT COUNT(*) FROM requests"), 1);
+
+	/* A store_apply without an armed request records none; the next one after an armed
+	 * one is not affected by it (consumed), and a disarmed one records nothing. */
+	struct engine_state es;
+	state_for(&es, NULL, false, T0 + 1000);
+	struct engine_event ev = app_event(T0 + 1000, APP_HEARTBEAT);
+	acts.n = 0;
+	apply_ok(st, f, &ev, "ipc", NULL, &es, &acts);
+	assert_string_equal(store_request_reply(st), "");
+	assert_int_equal(store_request_arm(st, "r-x", req1, strlen(req1), make_reply, &rc), 0);
+	store_request_disarm(st);
+	apply_ok(st, f, &ev, "ipc", NULL, &es, &acts);
+	assert_int_equal(get_req(st, "r-x", req1, T0, &c), -ENOENT);
+	assert_int_equal(db_int(f->db, "SELECT COUNT(*) FROM requests"), 1);
+
+	/* Failure 1: the reply cannot be made: nothing of the event is stored. */
+	int64_t last = store_last_event_id(st);
+	static const char req2[] = "{\"type\":\"app\",\"event\":\"heartbeat\",\"id\":\"r-2\"}";
+	rc.fail = true;
+	assert_int_equal(store_request_arm(st, "r-2", req2, strlen(req2), make_reply, &rc), 0);
+	ev = app_event(T0 + 2000, APP_HEARTBEAT);
+	state_for(&es, NULL, false, T0 + 2000);
+	assert_int_equal(store_apply(st, &f->cfg, &ev, "ipc", req2, &es, &acts), -ENOMEM);
+	assert_non_null(strstr(store_errmsg(st), "r-2"));
+	assert_string_equal(store_request_reply(st), "");
+	rc.fail = false;
+	struct ev_copy e;
+	assert_int_equal(store_event_get(st, last + 1, collect_event, &e), -ENOENT);
+	assert_int_equal(get_req(st, "r-2", req2, T0 + 2000, &c), -ENOENT);
+	/* ...and it was consumed: the same event applied next records no request. */
+	apply_ok(st, f, &ev, "ipc", req2, &es, &acts);
+	assert_int_equal(get_req(st, "r-2", req2, T0 + 2000, &c), -ENOENT);
+	last = store_last_event_id(st);
+
+	/* Failure 2: the request row itself cannot be written: the event is not stored either
+	 * (a crash can never apply without recording). */
+	fault(f->db, "requests", true);
+	assert_int_equal(store_request_arm(st, "r-3", req2, strlen(req2), make_reply, &rc), 0);
+	assert_true(store_apply(st, &f->cfg, &ev, "ipc", req2, &es, &acts) < 0);
+	assert_non_null(strstr(store_errmsg(st), "injected fault"));
+	assert_int_equal(store_event_get(st, last + 1, collect_event, &e), -ENOENT);
+	fault(f->db, "requests", false);
+	assert_int_equal(get_req(st, "r-3", req2, T0 + 2000, &c), -ENOENT);
+
+	/* Failure 3: the event's own write fails after the request row was made: neither is
+	 * stored (nor recorded without applying). */
+	fault(f->db, "engine_state", true);
+	assert_int_equal(store_request_arm(st, "r-3", req2, strlen(req2), make_reply, &rc), 0);
+	assert_true(store_apply(st, &f->cfg, &ev, "ipc", req2, &es, &acts) < 0);
+	fault(f->db, "engine_state", false);
+	assert_int_equal(store_event_get(st, last + 1, collect_event, &e), -ENOENT);
+	assert_int_equal(get_req(st, "r-3", req2, T0 + 2000, &c), -ENOENT);
+
+	/* Bad arguments. */
+	char id64[STORE_REQ_ID_MAX + 2];
+	memset(id64, 'i', sizeof(id64) - 1);
+	id64[sizeof(id64) - 1] = '\0';
+	assert_int_equal(store_request_arm(st, "", req1, strlen(req1), make_reply, &rc), -EINVAL);
+	assert_int_equal(store_request_arm(st, id64, req1, strlen(req1), make_reply, &rc), -EINVAL);
+	assert_int_equal(store_request_arm(st, "r", req1, strlen(req1), NULL, &rc), -EINVAL);
+	assert_int_equal(store_request_get(st, id64, req1, strlen(req1), T0, copy_req, &c), -EINVAL);
+
+	/* Persisted: a reopened store answers the same. */
+	store_close(st);
+	st = open_rw(f);
+	assert_int_equal(get_req(st, "r-1", req1, T0 + HOUR_MS, &c), 0);
+	assert_true(c.same);
+	assert_string_equal(c.reply, want);
+
+	/* The age bound: 24 h after receipt the id is out of the window, even before the row
+	 * is pruned, and a new request may use it again. */
+	assert_int_equal(get_req(st, "r-1", req1, T0 + STORE_REQ_AGE_MS, &c), 0);
+	assert_int_equal(get_req(st, "r-1", req1, T0 + STORE_REQ_AGE_MS + 1, &c), -ENOENT);
+	int64_t later = T0 + STORE_REQ_AGE_MS + 1;
+	int64_t id_again = apply_request(st, f, "r-1", req2, later, &rc);
+	assert_int_equal(get_req(st, "r-1", req2, later, &c), 0);
+	assert_true(c.same);
+	assert_int_equal(c.event_id, id_again);
+	assert_int_equal(db_int(f->db, "SELECT COUNT(*) FROM requests"), 1);
+
+	/* The count bound: the most recent STORE_REQ_KEEP ids are kept. */
+	char rid[32], body[96];
+	for (int i = 0; i < STORE_REQ_KEEP + 3; i++) {
+		snprintf(rid, sizeof(rid), "n-%d", i);
+		snprintf(body, sizeof(body), "{\"type\":\"app\",\"event\":\"heartbeat\",\"id\":\"%s\"}",
+		         rid);
+		(void)apply_request(st, f, rid, body, later + 1 + i, &rc);
+	}
+	assert_int_equal(db_int(f->db, "SELECT COUNT(*) FROM requests"), STORE_REQ_KEEP);
+	int64_t now = later + STORE_REQ_KEEP + 3;
+	assert_int_equal(get_req(st, "r-1", req2, now, &c), -ENOENT);
+	for (int i = 0; i < STORE_REQ_KEEP + 3; i++) {
+		snprintf(rid, sizeof(rid), "n-%d", i);
+		snprintf(body, sizeof(body), "{\"type\":\"app\",\"event\":\"heartbeat\",\"id\":\"%s\"}",
+		         rid);
+		int r = get_req(st, rid, body, now, &c);
+		if (i < 3)
+			assert_int_equal(r, -ENOENT);
+		else
+			assert_true(r == 0 && c.same);
+	}
+	store_close(st);
+}
+
+/* The 3 -> 4 migration adds the requests table to a database of schema 3. */
+static void test_requests_migration(void **state)
+{
+	struct fx *f = *state;
+	struct store *st = open_rw(f);
+	struct shift sh;
+	run_shift(st, f, &sh);
+	store_close(st);
+	sqlite3 *db = raw_open(f->db);
+	/* A database of schema 3 had neither the requests table nor schema 5's columns. */
+	assert_int_equal(sqlite3_exec(db, "DROP TABLE requests;"
+	                              " ALTER TABLE activations DROP COLUMN alive;"
+	                              " ALTER TABLE activations DROP COLUMN alive_since;"
+	                              " PRAGMA user_version = 3;", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	st = open_rw(f);
+	assert_int_equal(db_int(f->db, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+	assert_int_equal(db_int(f->db, "SELECT COUNT(*) FROM requests"), 0);
+	assert_int_equal(db_int(f->db, "SELECT COUNT(*) FROM sessions"), 1);
+	struct reply_ctx rc = { 0 };
+	static const char req[] = "{\"type\":\"app\",\"event\":\"online\",\"id\":\"m-1\"}";
+	int64_t id = apply_request(st, f, "m-1", req, T0 + 3 * HOUR_MS, &rc);
+	struct req_copy c;
+	assert_int_equal(get_req(st, "m-1", req, T0 + 3 * HOUR_MS, &c), 0);
+	assert_int_equal(c.event_id, id);
+	store_close(st);
+}
+
+/*
+ * What kept cover alive when each hour began is written with the activation and read
+ * back; the 4 -> 5 migration adds the columns to a database of schema 4, whose rows then
+ * say "not recorded" (-1, INT64_MIN), and new rows are recorded again.
+ */
+static void test_alive_columns(void **state)
+{
+	struct fx *f = *state;
+	struct store *st = open_rw(f);
+	struct shift sh;
+	run_shift(st, f, &sh);
+	struct acts *a = acts_all(st, sh.s.id);
+	assert_int_equal(a->n, 2);
+	assert_int_equal(a->a[0].r.alive, ALIVE_START);
+	assert_int_equal(a->a[0].r.alive_since_ms, sh.s.start_ms);
+	/* Opened as a job in progress since the session's start; its close kept that. */
+	assert_string_equal(a->a[1].status, "closed");
+	assert_int_equal(a->a[1].r.alive, ALIVE_JOB);
+	assert_int_equal(a->a[1].r.alive_since_ms, sh.s.start_ms);
+	assert_int_equal(db_int(f->db, "SELECT COUNT(*) FROM activations WHERE alive = 'job'"), 1);
+	store_close(st);
+
+	sqlite3 *db = raw_open(f->db);
+	assert_int_equal(sqlite3_exec(db, "ALTER TABLE activations DROP COLUMN alive;"
+	                              " ALTER TABLE activations DROP COLUMN alive_since;"
+	                              " PRAGMA user_version = 4;", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	st = open_rw(f);
+	assert_int_equal(db_int(f->db, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+	a = acts_all(st, sh.s.id);
+	assert_int_equal(a->n, 2);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(a->a[i].r.alive, -1);
+		assert_int_equal(a->a[i].r.alive_since_ms, INT64_MIN);
+	}
+	/* The column refuses a name the engine does not have. */
+	db = raw_open(f->db);
+	assert_int_not_equal(sqlite3_exec(db, "UPDATE activations SET alive = 'bogus'", NULL,
+	                                  NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
 	store_close(st);
 }
 
@@ -1747,8 +2076,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_garbage_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_truncated_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_schema, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_alive_columns, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_paths, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_normalised_event_json, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_requests, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_requests_migration, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }

@@ -33,13 +33,14 @@ static int step(struct store *st, const struct engine_config *cfg,
 	return rc;
 }
 
-/* Fires, one tick each, the deadlines strictly before t_ms (the daemon's timer). */
+/* Fires, one tick each 1 ms after it, the deadlines strictly before t_ms (the daemon's
+ * timer). */
 static int run_deadlines(struct store *st, const struct engine_config *cfg, int64_t t_ms)
 {
 	int64_t d;
 
 	while ((d = engine_next_deadline(cfg, &state)) < t_ms) {
-		struct engine_event tick = { .t_ms = d, .type = COV_EV_TICK, .tq = TQ_GNSS };
+		struct engine_event tick = { .t_ms = d + 1, .type = COV_EV_TICK, .tq = TQ_GNSS };
 
 		if (step(st, cfg, &tick, "timer", NULL) < 0)
 			return -1;
