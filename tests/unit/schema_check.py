@@ -2,7 +2,8 @@
 
 It covers the keywords docs/schema/*.json use: $ref (local #/$defs/...), type, const,
 enum, required, properties, additionalProperties, propertyNames, minProperties, items,
-uniqueItems, pattern, minLength, maxLength, minimum, maximum, oneOf, anyOf, allOf, not,
+uniqueItems, pattern, minLength, maxLength, minimum, maximum, exclusiveMaximum, oneOf,
+anyOf, allOf, not,
 if/then/else. Annotations (description, examples, title, $id, $schema) are ignored. A
 keyword it does not know is an error, so a schema cannot silently go unchecked.
 
@@ -16,7 +17,7 @@ ANNOTATIONS = {"$schema", "$id", "$defs", "title", "description", "examples", "d
 KNOWN = ANNOTATIONS | {
     "$ref", "type", "const", "enum", "required", "properties", "additionalProperties",
     "propertyNames", "minProperties", "items", "uniqueItems", "pattern", "minLength",
-    "maxLength", "minimum", "maximum", "oneOf", "anyOf", "allOf", "not", "if", "then",
+    "maxLength", "minimum", "maximum", "exclusiveMaximum", "oneOf", "anyOf", "allOf", "not", "if", "then",
     "else"}
 
 
@@ -84,6 +85,8 @@ def validate(schema, x, root=None, path="$"):
             errs.append("%s: %r < %r" % (path, x, schema["minimum"]))
         if "maximum" in schema and x > schema["maximum"]:
             errs.append("%s: %r > %r" % (path, x, schema["maximum"]))
+        if "exclusiveMaximum" in schema and x >= schema["exclusiveMaximum"]:
+            errs.append("%s: %r >= %r" % (path, x, schema["exclusiveMaximum"]))
     if isinstance(x, dict):
         for k in schema.get("required", []):
             if k not in x:
