@@ -395,7 +395,8 @@ static const char *kept_alive(struct out *o, const struct explain_facts *f,
 
 	(void)at(o, a->start_ms, h);
 	(void)at(o, a->alive_since_ms, t);
-	switch (a->alive_since_ms == NONE ? -1 : a->alive) {
+	/* The first hour is always the session's start, recorded or not (older rows). */
+	switch (a->index == 0 ? ALIVE_START : a->alive_since_ms == NONE ? -1 : a->alive) {
 	case ALIVE_START:
 		snprintf(buf, len, "this is the session's first hour: it began when cover started");
 		return "start";
@@ -598,9 +599,9 @@ static int render_body(cJSON *obj, struct out *o, const struct explain_facts *f,
 	         a->driver_id != NULL ? a->driver_id : "none",
 	         a->vehicle_id != NULL ? a->vehicle_id : "none");
 	line(o, "Insured", text);
-	snprintf(text, TEXT_MAX, "%s %d %s %d, in %s time (%s) with UTC beside",
+	snprintf(text, TEXT_MAX, "%s %d %s %d; times in %s (%s), UTC beside",
 	         pick(wday_long, 7, w.lt.tm_wday), w.lt.tm_mday, pick(mon_long, 12, w.lt.tm_mon),
-	         w.lt.tm_year + 1900, zone != NULL && zone[0] != '\0' ? zone : "the system's",
+	         w.lt.tm_year + 1900, zone != NULL && zone[0] != '\0' ? zone : "the system's zone",
 	         w.abbr);
 	line(o, "Date", text);
 
@@ -668,20 +669,26 @@ static int render_body(cJSON *obj, struct out *o, const struct explain_facts *f,
 		facts = true;
 		session_end_words(o, f, cfg, a->end_reason, a->end_ms, end_event, text, TEXT_MAX);
 		if (backdated)
-			append(text, TEXT_MAX, ". This hour had first run its full length to %s, "
-			       "because the next hour began before that end was known; it was closed "
-			       "again at %s once it was, at %s",
-			       at(o, a->start_ms + cfg->unit_ms, t0), at(o, a->end_ms, t1),
+			append(text, TEXT_MAX, ". This hour was first closed at its full length, at "
+			       "%s, when the next hour began; once the end of cover was known, at %s, "
+			       "it was closed again at that end", at(o, a->start_ms + cfg->unit_ms, t0),
 			       at(o, end_event, t2));
 	}
 	line(o, "Ended by", text);
 	if (facts) {
-		snprintf(text, TEXT_MAX, "last delivery %s; last app event %s; last movement %s",
-		         f->last_delivery_ms != NONE ? at(o, f->last_delivery_ms, t0) : "none",
-		         f->last_app_ms != NONE ? at(o, f->last_app_ms, t1) : "none",
-		         f->last_move_ms != NONE ? at(o, f->last_move_ms, t2) : "none");
-		if (open)
-			append(text, TEXT_MAX, " (so far)");
+		snprintf(text, TEXT_MAX, "%s", open ? "so far, " : "");
+		if (f->last_delivery_ms != NONE)
+			append(text, TEXT_MAX, "last delivery %s; ", at(o, f->last_delivery_ms, t0));
+		else
+			append(text, TEXT_MAX, "no delivery in this session; ");
+		if (f->last_app_ms != NONE)
+			append(text, TEXT_MAX, "last app event %s; ", at(o, f->last_app_ms, t0));
+		else
+			append(text, TEXT_MAX, "no app event in this session; ");
+		if (f->last_move_ms != NONE)
+			append(text, TEXT_MAX, "last movement %s", at(o, f->last_move_ms, t0));
+		else
+			append(text, TEXT_MAX, "no movement recorded in this session");
 		line(o, "Facts", text);
 	}
 
@@ -730,7 +737,8 @@ static int render_body(cJSON *obj, struct out *o, const struct explain_facts *f,
 		goto out;
 	j = cJSON_AddObjectToObject(obj, "kept_alive_by");
 	if (j == NULL || add_str_or_null(j, "reason", alive) < 0 ||
-	    add_when(j, "since", alive != NULL ? a->alive_since_ms : NONE) < 0 ||
+	    add_when(j, "since", alive == NULL ? NONE : a->index == 0 ? a->start_ms
+	                                                              : a->alive_since_ms) < 0 ||
 	    add_when(j, "hour_start", a->start_ms) < 0)
 		goto out;
 	j = cJSON_AddObjectToObject(obj, "ended_by");
@@ -1033,6 +1041,11 @@ int explain_build(struct store *st, const char *activation_id, const struct engi
 		r = -ENOENT;
 		goto done;
 	}
+	if (act.r.session_id == NULL) {
+		/* The schema makes this impossible; a NULL would list every session's rows. */
+		r = -EIO;
+		goto done;
+	}
 	(void)render_overlay_live(&act.r, live);
 	r = store_activations(st, act.r.session_id, acts_cb, &aw);
 	if (r < 0)
@@ -1063,10 +1076,11 @@ int explain_build(struct store *st, const char *activation_id, const struct engi
 
 	int64_t from_id = aw.open0_event > 0 ? aw.open0_event : 1;
 	if (sess_open && live != NULL && live->s.open && eq(live->s.id, act.r.session_id)) {
-		/* The engine's own record of the session so far. */
-		f.last_delivery_ms = live->last_job_end_ms;
-		f.last_app_ms = live->last_app_ms;
-		f.last_move_ms = live->last_move_ms;
+		/* The engine's own record so far; what came before the session is not its. */
+		int64_t s0 = live->s.start_ms;
+		f.last_delivery_ms = live->last_job_end_ms >= s0 ? live->last_job_end_ms : NONE;
+		f.last_app_ms = live->last_app_ms >= s0 ? live->last_app_ms : NONE;
+		f.last_move_ms = live->last_move_ms >= s0 ? live->last_move_ms : NONE;
 		f.now_ms = live->last_t_ms;
 	} else {
 		int64_t to_id = INT64_MAX;

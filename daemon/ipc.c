@@ -436,7 +436,7 @@ static cJSON *build_status(struct ipc *ipc)
 	bad |= cJSON_AddBoolToObject(s, "has_policy", st->has_policy) == NULL;
 	bad |= add_str_or_null(s, "policy_id", st->has_policy ? st->policy.policy_id : NULL) != 0;
 	bad |= cJSON_AddNumberToObject(s, "jobs_active", st->jobs_active) == NULL;
-	bad |= render_status_counts(s, st) != 0;   /* gnss, job_events */
+	bad |= render_status_counts(s, st) != 0;   /* gnss_fixes, job_events */
 	bad |= cJSON_AddBoolToObject(s, "ignition", st->ignition_on) == NULL;
 	bad |= add_time_or_null(s, "last_event", st->started, st->last_t_ms) != 0;
 	if (st->have_fix) {

@@ -250,7 +250,7 @@ int render_status_counts(cJSON *status, const struct engine_state *st)
 
 	if (status == NULL || st == NULL)
 		return -1;
-	g = cJSON_AddObjectToObject(status, "gnss");
+	g = cJSON_AddObjectToObject(status, "gnss_fixes");
 	if (g == NULL || add_count(g, "accepted", st->gnss.accepted) < 0)
 		return -1;
 	rej = cJSON_AddObjectToObject(g, "rejected");

@@ -36,9 +36,10 @@ int render_overlay_live(struct store_activation_row *r, const struct engine_stat
 
 /*
  * Adds to a status object (docs/ipc.md) the engine's GNSS and job accounting, from st:
- * "gnss": {"accepted": n, "rejected": {"no_fix": n, "eph": n, "bad_value": n,
+ * "gnss_fixes": {"accepted": n, "rejected": {"no_fix": n, "eph": n, "bad_value": n,
  * "out_of_order": n}, "moving_s": s} and "job_events": {"duplicate": n, "ignored": n,
  * "timed_out": n}. eph counts fixes whose horizontal error is unknown or above max_eph.
+ * ("gnss" is the daemon's receiver link: source, connected, fixes delivered, dropped.)
  * The socket's status and coverctl's read-only status both use it. 0, or -1 when out of
  * memory (status may then hold part of it; the caller drops the object).
  */

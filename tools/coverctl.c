@@ -11,6 +11,7 @@
  *
  * Exit status: 0 success, 1 failure (including "unhealthy"), 2 usage error.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -1099,7 +1100,7 @@ static int cmd_status(struct ctl *c)
 		kv("Policy", "none");
 	if (jnum(st, "jobs_active", &n))
 		kv("Jobs active", "%.0f", n);
-	gnss = cJSON_GetObjectItemCaseSensitive(st, "gnss");
+	gnss = cJSON_GetObjectItemCaseSensitive(st, "gnss_fixes");
 	if (cJSON_IsObject(gnss)) {
 		const cJSON *rej = cJSON_GetObjectItemCaseSensitive(gnss, "rejected");
 		double acc = 0, nofix = 0, eph = 0, bad = 0, ooo = 0, mov = 0;
@@ -1183,6 +1184,19 @@ static int cmd_status(struct ctl *c)
 }
 
 /*
+ * Whether a line may break at p: at a space, but not inside a figure and its unit ("10
+ * minutes", "12:52 CET (11:52 UTC)"), so a time never splits across lines.
+ */
+static bool breakable(const char *text, const char *p)
+{
+	if (*p != ' ')
+		return false;
+	if (p > text && isdigit((unsigned char)p[-1]))
+		return false;
+	return !(p[1] == '(' && isdigit((unsigned char)p[2]));
+}
+
+/*
  * Prints text wrapped at width columns, each line indented; with beside set, the first
  * line goes after what is already printed on the line (a label one column narrower than
  * the indent).
@@ -1196,7 +1210,7 @@ static void print_wrapped(const char *text, int width, int indent, int beside)
 		int col = indent;
 
 		while (*end != '\0' && (col < width || brk == NULL)) {
-			if (*end == ' ')
+			if (breakable(text, end))
 				brk = end;
 			end++;
 			col++;

@@ -21,6 +21,8 @@ PACKAGES=(
 	# certificates made with openssl, leak checks, and the scripts' helpers.
 	libcmocka-dev gpsd gpsd-clients mosquitto mosquitto-clients openssl valgrind
 	python3 jq sqlite3 gpsbabel procps
+	# The time zone database: the explain tests give local times in Europe/Ljubljana.
+	tzdata
 )
 
 say() { printf 'install-deps: %s\n' "$*"; }

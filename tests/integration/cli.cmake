@@ -27,6 +27,12 @@ add_test(NAME cli.daemon
           ${CMAKE_CURRENT_BINARY_DIR}/cli-daemon-work)
 set_tests_properties(cli.daemon PROPERTIES LABELS "integration" TIMEOUT 120)
 
+# The worked examples of docs/explain.md are what coverctl prints for those replays.
+add_test(NAME cli.explain_doc
+  COMMAND ${_cli_dir}/explain_doc_test.sh $<TARGET_FILE:coverd> $<TARGET_FILE:coverctl>
+          ${CMAKE_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/cli-explain-doc)
+set_tests_properties(cli.explain_doc PROPERTIES LABELS "integration" TIMEOUT 120)
+
 # shift.jsonl is exactly what make_shift.py writes (the file says how it was made).
 add_test(NAME cli.scenario_regenerates
   COMMAND sh -c "python3 '${_cli_dir}/make_shift.py' | diff -u '${_cli_dir}/shift.jsonl' -")

@@ -1,8 +1,10 @@
 /*
  * test_render.c - daemon/render.c: the JSON objects the socket, coverctl and the records
- * share, field by field; the rule words and explain statement; the live figures of an
- * open activation; and that an allocation failure at any point gives NULL and leaks
- * nothing (cJSON's allocator is swapped for one that fails on the n-th call).
+ * share, field by field; the words and fields of explain (daemon/explain.c: local time
+ * beside UTC in a fixed zone, no internal rule name in the text, the billed line of each
+ * case); the live figures of an open activation; and that an allocation failure at any
+ * point gives NULL and leaks nothing (cJSON's allocator is swapped for one that fails on
+ * the n-th call).
  */
 #include <math.h>
 #include <setjmp.h>
@@ -16,6 +18,7 @@
 #include <cmocka.h>
 
 #include "evjson.h"
+#include "explain.h"
 #include "render.h"
 
 /* 2026-11-28T09:00:00Z and friends, in ms since the epoch. */
@@ -262,138 +265,486 @@ static void test_event(void **state)
 	cJSON_Delete(o);
 }
 
-static void test_rule_text(void **state)
+/* ---- explain (daemon/explain.c) ----------------------------------------------------- */
+
+#define ZONE "Europe/Ljubljana"
+
+static void assert_contains(const char *text, const char *want)
 {
-	static const char *const rules[] = {
-		"start_job", "start_online", "start_motion", "hour_boundary", "offline", "gap_end",
-		"idle_end", "app_silence", "max_session", "policy_revoked", "end_cover", "private",
-		"backdated_end",
-	};
-	struct engine_config cfg;
-	char buf[768];
-	size_t i;
-
-	(void)state;
-	/* Every rule the engine names has its own words (not the fallback). */
-	for (i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
-		int r;
-		int found = 0;
-
-		for (r = RULE_NONE; r <= RULE_BACKDATED_END; r++)
-			if (strcmp(engine_rule_name((enum engine_rule)r), rules[i]) == 0)
-				found = 1;
-		if (!found)
-			fail_msg("engine has no rule named %s", rules[i]);
-		render_rule_text(buf, sizeof(buf), rules[i], 1, 0, NULL, NULL);
-		if (strstr(buf, "of rule") != NULL)
-			fail_msg("rule %s has no words: %s", rules[i], buf);
-	}
-	render_rule_text(buf, sizeof(buf), "no_such_rule", 0, 0, NULL, NULL);
-	assert_string_equal(buf, "of rule no_such_rule");
-
-	/* Durations come from the configuration given. */
-	engine_config_defaults(&cfg);
-	render_rule_text(buf, sizeof(buf), "gap_end", 1, 0, NULL, &cfg);
-	assert_non_null(strstr(buf, "10 min (gap_end)"));
-	cfg.gap_end_ms = 15 * MIN;
-	cfg.max_session_ms = 12 * 60 * MIN;
-	render_rule_text(buf, sizeof(buf), "gap_end", 1, 0, NULL, &cfg);
-	assert_non_null(strstr(buf, "15 min (gap_end)"));
-	render_rule_text(buf, sizeof(buf), "max_session", 1, 0, NULL, &cfg);
-	assert_non_null(strstr(buf, "12 h (max_session)"));
-
-	/* Opening and closing words of an hour boundary differ; the hour is 1-based. */
-	render_rule_text(buf, sizeof(buf), "hour_boundary", 0, 2, NULL, &cfg);
-	assert_non_null(strstr(buf, "hour 3 of the session began"));
-	render_rule_text(buf, sizeof(buf), "hour_boundary", 1, 2, NULL, &cfg);
-	assert_non_null(strstr(buf, "its hour ended"));
-
-	/* A backdated close names the rule that ended the session; a void says so. */
-	render_rule_text(buf, sizeof(buf), "backdated_end", 1, 0, "gap_end", &cfg);
-	assert_non_null(strstr(buf, "(gap_end)"));
-	assert_non_null(strstr(buf, "closed again"));
-	render_rule_text(buf, sizeof(buf), "backdated_end", 1, 1, "void", &cfg);
-	assert_non_null(strstr(buf, "never had cover"));
-
-	/* The buffer bound holds. */
-	memset(buf, 'x', sizeof(buf));
-	render_rule_text(buf, 8, "gap_end", 1, 0, NULL, &cfg);
-	assert_int_equal(strlen(buf), 7);
+	if (text == NULL || strstr(text, want) == NULL)
+		fail_msg("\"%s\"\n  does not contain \"%s\"", text != NULL ? text : "(null)", want);
 }
 
-static void test_explain(void **state)
+/* The text of the line with this label. */
+static const char *line_text(const cJSON *ex, const char *label)
 {
-	struct store_activation_row a = closed_row();
-	struct store_event_row open_ev = {
-		.id = 17, .t_ms = T0 + 60 * MIN + 20000, .source = "timer", .type = "tick",
-		.json = "{\"t\":\"2026-11-28T10:00:20Z\",\"type\":\"tick\"}", .status = "applied",
+	const cJSON *l;
+
+	cJSON_ArrayForEach(l, get(ex, "lines")) {
+		const cJSON *lb = cJSON_GetObjectItemCaseSensitive(l, "label");
+		if (cJSON_IsString(lb) && strcmp(lb->valuestring, label) == 0)
+			return get(l, "text")->valuestring;
+	}
+	fail_msg("no line \"%s\"", label);
+	return NULL;
+}
+
+static const char *str_at(const cJSON *o, const char *a, const char *b)
+{
+	const cJSON *v = get(get(o, a), b);
+
+	if (!cJSON_IsString(v))
+		fail_msg("%s.%s is not a string", a, b);
+	return v->valuestring;
+}
+
+/*
+ * The words are for drivers: no rule or end-reason name of the engine that is not also a
+ * plain word may appear in any line ("gap_end", "hour_boundary", "backdated_end", ...).
+ */
+static void assert_plain_words(const cJSON *ex)
+{
+	const char *words[64];
+	size_t n = 0;
+	const cJSON *l;
+	int i;
+
+	for (i = RULE_NONE; i <= RULE_ZERO_LENGTH; i++)
+		words[n++] = engine_rule_name((enum engine_rule)i);
+	for (i = END_NONE; i <= END_JOB_TIMEOUT; i++)
+		words[n++] = engine_end_reason_name((enum engine_end_reason)i);
+	cJSON_ArrayForEach(l, get(ex, "lines")) {
+		const char *t = get(l, "text")->valuestring;
+		for (size_t k = 0; k < n; k++) {
+			/* Names that are ordinary words ("offline", "private", "hour") may appear. */
+			if (strchr(words[k], '_') == NULL)
+				continue;
+			if (strstr(t, words[k]) != NULL)
+				fail_msg("line \"%s\" uses the internal name %s", t, words[k]);
+		}
+	}
+	for (size_t k = 0; k < n; k++)
+		if (strchr(words[k], '_') != NULL &&
+		    strstr(get(ex, "statement")->valuestring, words[k]) != NULL)
+			fail_msg("the statement uses the internal name %s", words[k]);
+}
+
+/* Session 1 of a shift: 09:00 to 10:42 UTC, ended when the grace after the 10:42 delivery
+ * ran out; activation 1 began at 10:00 inside the grace after the 09:58 delivery. */
+static struct store_session_row shift_session(void)
+{
+	struct store_session_row s = {
+		.id = "dev-1-20261128T090000Z-1", .policy_id = "P-1", .driver_id = "D-1",
+		.vehicle_id = "V-1", .trigger = "job", .end_reason = "gap_end",
+		.start_ms = T0, .end_ms = T0 + 102 * MIN, .open = false, .n_activations = 2,
 	};
-	struct store_event_row close_ev = {
-		.id = 90, .t_ms = T0 + 112 * MIN, .source = "ipc", .type = "app",
-		.json = "{\"type\":\"app\",\"event\":\"heartbeat\"}", .status = "applied",
+	return s;
+}
+
+static struct store_event_row ev_row(int64_t id, int64_t t_ms, const char *type,
+                                     const char *json)
+{
+	struct store_event_row e = {
+		.id = id, .t_ms = t_ms, .source = "replay", .type = type, .json = json,
+		.status = "applied",
 	};
-	cJSON *o;
-	const char *st;
+	return e;
+}
+
+static void shift_facts(struct explain_facts *f, struct store_activation_row *a,
+                        struct store_session_row *s, struct store_event_row *start,
+                        struct store_event_row *end)
+{
+	*a = closed_row();
+	a->end_ms = T0 + 102 * MIN;
+	a->alive = ALIVE_GRACE;
+	a->alive_since_ms = T0 + 58 * MIN;
+	*s = shift_session();
+	*start = ev_row(3, T0, "app", "{\"type\":\"app\",\"event\":\"job_accepted\"}");
+	*end = ev_row(90, T0 + 112 * MIN + 1, "tick", "{\"type\":\"tick\"}");
+	memset(f, 0, sizeof(*f));
+	f->act = a;
+	f->sess = s;
+	f->start_rule = "start_job";
+	f->start_ev = start;
+	f->end_ev = end;
+	f->close_ev = end;
+	f->last_delivery_ms = T0 + 102 * MIN;
+	f->last_delivery_event = "job_delivered";
+	f->last_app_ms = T0 + 105 * MIN + 30000;
+	f->last_move_ms = T0 + 104 * MIN;
+	f->grace_event = "job_delivered";
+	f->now_ms = EXPLAIN_NONE;
+}
+
+static void test_explain_time_format(void **state)
+{
+	char buf[96];
 
 	(void)state;
-	a.close_event_id = 90;
-	o = render_explain(&a, &open_ev, &close_ev, NULL);
-	assert_non_null(o);
-	assert_str_member(get(o, "activation"), "id", a.id);
-	assert_num_member(get(o, "open_event"), "id", 17);
-	assert_num_member(get(o, "close_event"), "id", 90);
-	st = get(o, "statement")->valuestring;
-	assert_non_null(st);
-	assert_non_null(strstr(st, "Activation dev-1-20261128T090000Z-1-1 is hour 2"));
-	assert_non_null(strstr(st, "2026-11-28T10:00:00Z to 2026-11-28T10:42:00.250Z"));
-	assert_non_null(strstr(st, "hour 2 of the session began"));
-	assert_non_null(strstr(st, "journal event #17 (tick at 2026-11-28T10:00:20Z"));
-	assert_non_null(strstr(st, "10 min (gap_end)"));
-	assert_non_null(strstr(st, "journal event #90 (app heartbeat at 2026-11-28T10:52:00Z"));
-	assert_non_null(strstr(st, "billed as one unit"));
-	assert_non_null(strstr(st, "12.35 km"));
-	assert_non_null(strstr(st, "3 jobs were accepted"));
-	assert_non_null(strstr(st, "network time (NTP)"));
-	assert_non_null(strstr(st, "a position jump, a clock step."));
-	cJSON_Delete(o);
+	/* Winter: CET is UTC+1; seconds only when there are any. */
+	explain_format_time(T0, T0, ZONE, buf, sizeof(buf));
+	assert_string_equal(buf, "10:00 CET (09:00 UTC)");
+	explain_format_time(T0 + 12000, T0, ZONE, buf, sizeof(buf));
+	assert_string_equal(buf, "10:00:12 CET (09:00:12 UTC)");
+	/* After local midnight the day is named, and the UTC day where it differs. */
+	explain_format_time(t("2026-11-28T23:35:00Z"), T0, ZONE, buf, sizeof(buf));
+	assert_string_equal(buf, "Sun 29 Nov 00:35 CET (Sat 28 Nov 23:35 UTC)");
+	explain_format_time(t("2026-11-28T23:35:00Z"), t("2026-11-28T23:00:00Z"), ZONE, buf,
+	                    sizeof(buf));
+	assert_string_equal(buf, "00:35 CET (Sat 28 Nov 23:35 UTC)");
+	/* Summer time is the zone's, not a fixed offset. */
+	explain_format_time(t("2026-07-01T12:00:00Z"), t("2026-07-01T08:00:00Z"), ZONE, buf,
+	                    sizeof(buf));
+	assert_string_equal(buf, "14:00 CEST (12:00 UTC)");
+	/* UTC itself is said once. */
+	explain_format_time(T0, T0, "UTC", buf, sizeof(buf));
+	assert_string_equal(buf, "09:00 UTC");
 
-	/* No journal rows: the events are null and the statement still stands. */
+	/* The process's own TZ is left as it was, and is the zone when none is configured. */
+	assert_int_equal(setenv("TZ", ":Asia/Tokyo", 1), 0);
+	explain_format_time(T0, T0, ZONE, buf, sizeof(buf));
+	assert_string_equal(buf, "10:00 CET (09:00 UTC)");
+	assert_string_equal(getenv("TZ"), ":Asia/Tokyo");
+	explain_format_time(T0, T0, "", buf, sizeof(buf));
+	assert_string_equal(buf, "18:00 JST (09:00 UTC)");
+	explain_format_time(T0, T0, NULL, buf, sizeof(buf));
+	assert_string_equal(buf, "18:00 JST (09:00 UTC)");
+	assert_int_equal(unsetenv("TZ"), 0);
+	explain_format_time(T0, T0, ZONE, buf, sizeof(buf));
+	assert_null(getenv("TZ"));
+}
+
+/* An hour opened inside the grace, closed when the grace after the last delivery ran out. */
+static void test_explain_grace(void **state)
+{
+	struct store_activation_row a;
+	struct store_session_row s;
+	struct store_event_row start, end;
+	struct explain_facts f;
+	struct engine_config cfg;
+	cJSON *ex;
+
+	(void)state;
+	shift_facts(&f, &a, &s, &start, &end);
+	ex = explain_render(&f, NULL, ZONE);
+	assert_non_null(ex);
+	assert_plain_words(ex);
+	assert_str_member(get(ex, "activation"), "id", a.id);
+	assert_contains(line_text(ex, "Activation"), "dev-1-20261128T090000Z-1-1");
+	assert_contains(line_text(ex, "Session"), "hour 2 of cover session "
+	                "dev-1-20261128T090000Z-1, which ran from 10:00 CET (09:00 UTC) to "
+	                "11:42 CET (10:42 UTC)");
+	assert_contains(line_text(ex, "Date"), "Saturday 28 November 2026; times in "
+	                "Europe/Ljubljana (CET), UTC beside");
+	assert_contains(line_text(ex, "Cover"), "11:00 CET (10:00 UTC) to 11:42 CET (10:42 UTC): "
+	                "0:42");
+	assert_contains(line_text(ex, "Started by"), "a job accepted at 10:00 CET (09:00 UTC), "
+	                "while the driver was online, not in private mode and held policy P-1");
+	assert_contains(line_text(ex, "Kept alive"), "when this hour began at 11:00 CET (10:00 "
+	                "UTC), it was within the 10 minutes of grace after the delivery at "
+	                "10:58 CET (09:58 UTC)");
+	assert_contains(line_text(ex, "Ended by"), "no new job was accepted within 10 minutes "
+	                "of the last delivery, at 11:42 CET (10:42 UTC), so cover ended at that "
+	                "delivery, not when the 10 minutes ran out at 11:52 CET (10:52 UTC)");
+	assert_contains(line_text(ex, "Facts"), "last delivery 11:42 CET (10:42 UTC); last app "
+	                "event 11:45:30 CET (10:45:30 UTC); last movement 11:44 CET (10:44 UTC)");
+	assert_string_equal(line_text(ex, "Billed"),
+	                    "1 unit billed for 0:42 of cover: a started hour is a whole unit");
+	assert_contains(line_text(ex, "Activity"), "12.35 km driven, 0:30:30 moving, 3 jobs");
+	assert_string_equal(line_text(ex, "Time source"), "network time (NTP)");
+	assert_contains(line_text(ex, "Anomalies"), "a position jump");
+	assert_contains(line_text(ex, "Anomalies"), "a clock step");
+	assert_contains(get(ex, "statement")->valuestring, "Billed: 1 unit billed for 0:42");
+
+	/* The same facts as fields, every time local and UTC. */
+	assert_str_member(ex, "time_zone", ZONE);
+	assert_str_member(get(ex, "started_by"), "reason", "job_accepted");
+	assert_null_member(get(ex, "started_by"), "cause");
+	assert_num_member(get(ex, "started_by"), "event_id", 3);
+	assert_string_equal(str_at(get(ex, "started_by"), "at", "utc"), "2026-11-28T09:00:00Z");
+	assert_string_equal(str_at(get(ex, "started_by"), "at", "local"),
+	                    "2026-11-28T10:00:00+01:00");
+	assert_string_equal(str_at(get(ex, "started_by"), "at", "zone"), "CET");
+	assert_str_member(get(ex, "kept_alive_by"), "reason", "grace");
+	assert_string_equal(str_at(get(ex, "kept_alive_by"), "since", "utc"),
+	                    "2026-11-28T09:58:00Z");
+	assert_string_equal(str_at(get(ex, "kept_alive_by"), "hour_start", "local"),
+	                    "2026-11-28T11:00:00+01:00");
+	assert_str_member(get(ex, "ended_by"), "reason", "gap_end");
+	assert_string_equal(str_at(get(ex, "ended_by"), "at", "utc"), "2026-11-28T10:42:00Z");
+	assert_string_equal(str_at(get(ex, "ended_by"), "event_at", "utc"),
+	                    "2026-11-28T10:52:00.001Z");
+	assert_string_equal(str_at(get(ex, "ended_by"), "event_at", "local"),
+	                    "2026-11-28T11:52:00.001+01:00");
+	assert_string_equal(str_at(get(ex, "ended_by"), "last_delivery", "utc"),
+	                    "2026-11-28T10:42:00Z");
+	assert_string_equal(str_at(get(ex, "ended_by"), "last_app_event", "utc"),
+	                    "2026-11-28T10:45:30Z");
+	assert_string_equal(str_at(get(ex, "ended_by"), "last_movement", "utc"),
+	                    "2026-11-28T10:44:00Z");
+	assert_str_member(get(ex, "session"), "end_reason", "gap_end");
+	assert_num_member(ex, "billed_units", 1);
+	assert_num_member(ex, "cover_seconds", 42 * 60);
+	assert_str_member(ex, "billing",
+	                  "1 unit billed for 0:42 of cover: a started hour is a whole unit");
+	cJSON_Delete(ex);
+
+	/* The durations named are the configuration's. */
+	engine_config_defaults(&cfg);
+	cfg.gap_end_ms = 15 * MIN;
+	ex = explain_render(&f, &cfg, ZONE);
+	assert_non_null(ex);
+	assert_contains(line_text(ex, "Ended by"), "within 15 minutes of the last delivery");
+	assert_contains(line_text(ex, "Kept alive"), "within the 15 minutes of grace");
+	cJSON_Delete(ex);
+
+	/* A grace that ran from the app's return after a silence says so. */
+	f.grace_event = NULL;
+	ex = explain_render(&f, NULL, ZONE);
+	assert_non_null(ex);
+	assert_contains(line_text(ex, "Kept alive"), "when the app came back after a silence");
+	cJSON_Delete(ex);
+}
+
+/* The first hour: the minimum, a whole hour, an hour that ran to its end. */
+static void test_explain_first_hour(void **state)
+{
+	struct store_activation_row a;
+	struct store_session_row s;
+	struct store_event_row start, end;
+	struct explain_facts f;
+	cJSON *ex;
+
+	(void)state;
+	shift_facts(&f, &a, &s, &start, &end);
 	a.index = 0;
-	a.anomalies = 0;
-	o = render_explain(&a, NULL, NULL, NULL);
-	assert_non_null(o);
-	assert_null_member(o, "open_event");
-	assert_null_member(o, "close_event");
-	st = get(o, "statement")->valuestring;
-	assert_non_null(strstr(st, "minimum cover 1 h"));
-	assert_non_null(strstr(st, "No anomalies were recorded."));
-	assert_null(strstr(st, "journal event"));
-	cJSON_Delete(o);
+	a.start_ms = T0;
+	a.end_ms = T0 + 12 * MIN;
+	a.end_reason = "offline";
+	a.close_rule = "offline";
+	a.alive = ALIVE_START;
+	a.alive_since_ms = T0;
+	s.end_ms = a.end_ms;
+	s.end_reason = "offline";
+	end = ev_row(40, a.end_ms, "app", "{\"type\":\"app\",\"event\":\"offline\"}");
+	f.last_delivery_ms = T0 + 10 * MIN;
+	ex = explain_render(&f, NULL, ZONE);
+	assert_non_null(ex);
+	assert_plain_words(ex);
+	assert_string_equal(line_text(ex, "Billed"), "1 unit billed for 0:12 of cover: the minimum");
+	assert_contains(line_text(ex, "Kept alive"), "the session's first hour");
+	assert_string_equal(line_text(ex, "Ended by"), "the driver went offline in the courier "
+	                    "app at 10:12 CET (09:12 UTC), which ends cover at once");
+	assert_str_member(get(ex, "kept_alive_by"), "reason", "start");
+	assert_str_member(get(ex, "ended_by"), "reason", "offline");
+	cJSON_Delete(ex);
 
-	/* A voided activation is not billed and states no interval. */
-	a = closed_row();
+	/* Offline inside the grace ends cover at the delivery, as the grace would have. */
+	a.end_ms = T0 + 10 * MIN;
+	s.end_ms = a.end_ms;
+	end.t_ms = T0 + 14 * MIN;
+	ex = explain_render(&f, NULL, ZONE);
+	assert_non_null(ex);
+	assert_plain_words(ex);
+	assert_string_equal(line_text(ex, "Ended by"), "the driver went offline in the courier "
+	                    "app at 10:14 CET (09:14 UTC), within the 10 minutes of grace after "
+	                    "the delivery at 10:10 CET (09:10 UTC), so cover ended at that "
+	                    "delivery, as it would have had the app stayed on");
+	assert_string_equal(line_text(ex, "Billed"), "1 unit billed for 0:10 of cover: the minimum");
+	cJSON_Delete(ex);
+
+	/* A whole hour, closed at its end: no facts of an ending, the session ended later. */
+	a.end_ms = T0 + 60 * MIN;
+	a.end_reason = "hour";
+	a.close_rule = "hour_boundary";
+	s.end_ms = T0 + 102 * MIN;
+	s.end_reason = "gap_end";
+	ex = explain_render(&f, NULL, ZONE);
+	assert_non_null(ex);
+	assert_plain_words(ex);
+	assert_string_equal(line_text(ex, "Billed"), "1 unit billed for 1:00 of cover");
+	assert_contains(line_text(ex, "Ended by"), "this hour ran its full length to 11:00 CET "
+	                "(10:00 UTC), and cover went on into hour 2; the session itself ended "
+	                "later, at 11:42 CET (10:42 UTC)");
+	assert_str_member(get(ex, "ended_by"), "reason", "hour");
+	assert_null_member(get(ex, "ended_by"), "last_delivery");
+	cJSON_Delete(ex);
+}
+
+/* Voided hours bill nothing and say why. */
+static void test_explain_voided(void **state)
+{
+	struct store_activation_row a;
+	struct store_session_row s;
+	struct store_event_row start, end;
+	struct explain_facts f;
+	cJSON *ex;
+
+	(void)state;
+	/* Hour 3 opened at 11:00 UTC inside the grace; cover then ended at the 10:58 delivery. */
+	shift_facts(&f, &a, &s, &start, &end);
+	a.index = 2;
 	a.status = "voided";
-	a.end_reason = "void";
+	a.end_reason = "voided";
 	a.close_rule = "backdated_end";
+	a.start_ms = T0 + 120 * MIN;
 	a.end_ms = a.start_ms;
-	o = render_explain(&a, NULL, NULL, NULL);
-	assert_non_null(o);
-	st = get(o, "statement")->valuestring;
-	assert_non_null(strstr(st, "It was voided because"));
-	assert_non_null(strstr(st, "not billed"));
-	assert_null(strstr(st, "It covers"));
-	cJSON_Delete(o);
+	s.end_ms = T0 + 118 * MIN;
+	f.last_delivery_ms = s.end_ms;
+	end.t_ms = T0 + 128 * MIN + 1;
+	ex = explain_render(&f, NULL, ZONE);
+	assert_non_null(ex);
+	assert_plain_words(ex);
+	assert_string_equal(line_text(ex, "Billed"),
+	                    "0 units: voided, the session ended before this hour began");
+	assert_contains(line_text(ex, "Cover"), "none: this hour would have begun at 12:00 CET");
+	assert_contains(line_text(ex, "Ended by"), "cover had ended before this hour began at "
+	                "12:00 CET (11:00 UTC): no new job was accepted within 10 minutes of the "
+	                "last delivery, at 11:58 CET (10:58 UTC)");
+	assert_contains(line_text(ex, "Ended by"), "voided (cancelled): it is not billed");
+	assert_str_member(get(ex, "ended_by"), "reason", "voided");
+	assert_string_equal(str_at(get(ex, "ended_by"), "at", "utc"), "2026-11-28T10:58:00Z");
+	assert_num_member(ex, "billed_units", 0);
+	assert_num_member(ex, "cover_seconds", 0);
+	cJSON_Delete(ex);
 
-	/* An open activation is still open. */
-	a = closed_row();
-	a.end_ms = 0;
+	/* A session of zero length with no job: its only hour is voided. */
+	a.index = 0;
+	a.close_rule = "zero_length";
+	a.start_ms = T0;
+	a.end_ms = T0;
+	a.alive = ALIVE_START;
+	a.alive_since_ms = T0;
+	s.trigger = "online";
+	s.end_reason = "idle_end";
+	s.end_ms = T0;
+	f.start_rule = "start_online";
+	start = ev_row(3, T0, "app", "{\"type\":\"app\",\"event\":\"online\"}");
+	ex = explain_render(&f, NULL, ZONE);
+	assert_non_null(ex);
+	assert_plain_words(ex);
+	assert_string_equal(line_text(ex, "Billed"), "0 units: a session of zero length with no job");
+	assert_contains(line_text(ex, "Started by"), "going online in the courier app at 10:00 "
+	                "CET (09:00 UTC), holding policy P-1");
+	assert_contains(line_text(ex, "Ended by"), "the session had no length: there was no "
+	                "movement and no job for 30 minutes after 10:00 CET (09:00 UTC)");
+	assert_str_member(get(ex, "started_by"), "reason", "online");
+	cJSON_Delete(ex);
+}
+
+/* An open hour, app silence, a start mid-job, and rows without a record of "kept alive". */
+static void test_explain_other_cases(void **state)
+{
+	struct store_activation_row a;
+	struct store_session_row s;
+	struct store_event_row start, end;
+	struct explain_facts f;
+	cJSON *ex;
+
+	(void)state;
+	shift_facts(&f, &a, &s, &start, &end);
 	a.status = "open";
-	o = render_explain(&a, &open_ev, NULL, NULL);
-	assert_non_null(o);
-	st = get(o, "statement")->valuestring;
-	assert_non_null(strstr(st, "is still open"));
-	assert_null(strstr(st, "closed at"));
-	cJSON_Delete(o);
+	a.end_ms = 0;
+	a.end_reason = NULL;
+	a.close_rule = NULL;
+	a.alive = ALIVE_JOB;
+	a.alive_since_ms = T0 + 50 * MIN;
+	s.open = true;
+	s.end_ms = 0;
+	s.end_reason = NULL;
+	f.end_ev = NULL;
+	f.close_ev = NULL;
+	f.open = true;
+	f.now_ms = T0 + 65 * MIN;
+	ex = explain_render(&f, NULL, ZONE);
+	assert_non_null(ex);
+	assert_plain_words(ex);
+	assert_contains(line_text(ex, "Session"), "which began at 10:00 CET (09:00 UTC) and is "
+	                "still open");
+	assert_contains(line_text(ex, "Cover"), "from 11:00 CET (10:00 UTC), still running "
+	                "(0:05 so far)");
+	assert_contains(line_text(ex, "Kept alive"), "a job was in progress, accepted at 10:50 "
+	                "CET (09:50 UTC)");
+	assert_string_equal(line_text(ex, "Ended by"), "not yet: cover is still running");
+	assert_contains(line_text(ex, "Facts"), "so far, last delivery 11:42 CET (10:42 UTC)");
+	assert_contains(line_text(ex, "Billed"), "1 unit billed: a started hour is a whole unit "
+	                "(0:05 of cover so far)");
+	assert_null_member(get(ex, "ended_by"), "reason");
+	assert_null_member(get(ex, "ended_by"), "at");
+	assert_null_member(get(ex, "session"), "end");
+	assert_num_member(ex, "billed_units", 1);
+	assert_num_member(ex, "cover_seconds", 300);
+	cJSON_Delete(ex);
+
+	/* Silent and standing: the facts are the last app event and the last movement. */
+	shift_facts(&f, &a, &s, &start, &end);
+	a.end_reason = "app_silence";
+	a.close_rule = "app_silence";
+	a.end_ms = T0 + 95 * MIN;
+	a.alive = ALIVE_MOVEMENT;
+	a.alive_since_ms = T0 + 59 * MIN;
+	s.end_reason = "app_silence";
+	s.end_ms = a.end_ms;
+	f.last_app_ms = T0 + 90 * MIN;
+	f.last_move_ms = T0 + 95 * MIN;
+	f.last_delivery_ms = T0 + 40 * MIN;
+	ex = explain_render(&f, NULL, ZONE);
+	assert_non_null(ex);
+	assert_plain_words(ex);
+	assert_contains(line_text(ex, "Ended by"), "the courier app fell silent after its last "
+	                "event at 11:30 CET (10:30 UTC) and the vehicle stood still after its "
+	                "last movement at 11:35 CET (10:35 UTC), so cover ended at 11:35 CET "
+	                "(10:35 UTC), the later of the two");
+	assert_contains(line_text(ex, "Kept alive"), "the courier app was silent but the vehicle "
+	                "was moving, last at 10:59 CET (09:59 UTC)");
+	assert_str_member(get(ex, "kept_alive_by"), "reason", "movement");
+	cJSON_Delete(ex);
+
+	/* A policy assigned mid-job starts cover; a row older than schema 5 has no record. */
+	shift_facts(&f, &a, &s, &start, &end);
+	f.start_rule = "start_job_in_progress";
+	start = ev_row(3, T0, "policy", "{\"type\":\"policy\",\"event\":\"assign\"}");
+	a.alive = -1;
+	a.alive_since_ms = EXPLAIN_NONE;
+	ex = explain_render(&f, NULL, ZONE);
+	assert_non_null(ex);
+	assert_plain_words(ex);
+	assert_contains(line_text(ex, "Started by"), "policy P-1 assigned at 10:00 CET (09:00 "
+	                "UTC) while a job was in progress");
+	assert_contains(line_text(ex, "Kept alive"), "not recorded");
+	assert_str_member(get(ex, "started_by"), "reason", "job_in_progress");
+	assert_str_member(get(ex, "started_by"), "cause", "policy_assigned");
+	assert_null_member(get(ex, "kept_alive_by"), "reason");
+	assert_null_member(get(ex, "kept_alive_by"), "since");
+	cJSON_Delete(ex);
+	/* The first hour needs no record: it is the session's start. */
+	a.index = 0;
+	a.start_ms = T0;
+	ex = explain_render(&f, NULL, ZONE);
+	assert_non_null(ex);
+	assert_contains(line_text(ex, "Kept alive"), "the session's first hour");
+	assert_str_member(get(ex, "kept_alive_by"), "reason", "start");
+	assert_string_equal(str_at(get(ex, "kept_alive_by"), "since", "utc"),
+	                    "2026-11-28T09:00:00Z");
+	cJSON_Delete(ex);
+
+	/* The job timeout, and the system's zone when none is configured. */
+	shift_facts(&f, &a, &s, &start, &end);
+	a.end_reason = "job_timeout";
+	a.close_rule = "job_timeout";
+	s.end_reason = "job_timeout";
+	assert_int_equal(setenv("TZ", ":UTC", 1), 0);
+	ex = explain_render(&f, NULL, NULL);
+	assert_int_equal(unsetenv("TZ"), 0);
+	assert_non_null(ex);
+	assert_plain_words(ex);
+	assert_contains(line_text(ex, "Ended by"), "no event came for the job in progress for 3 "
+	                "hours (its delivery was never received), so it counts as ended at its "
+	                "last event, and cover ended at 10:42 UTC");
+	assert_null_member(ex, "time_zone");
+	assert_contains(line_text(ex, "Date"), "times in the system's zone (UTC)");
+	cJSON_Delete(ex);
 }
 
 static void test_overlay_live(void **state)
@@ -466,11 +817,16 @@ static void test_alloc_failure(void **state)
 		.id = 1, .t_ms = T0, .source = "ipc", .type = "app",
 		.json = "{\"type\":\"app\",\"event\":\"online\"}", .status = "applied",
 	};
+	struct store_activation_row fa;
+	struct store_session_row fs;
+	struct store_event_row fstart, fend;
+	struct explain_facts f;
 	cJSON_Hooks hooks = { failing_malloc, free };
 	cJSON_Hooks plain = { malloc, free };
 	int which;
 
 	(void)state;
+	shift_facts(&f, &fa, &fs, &fstart, &fend);
 	cJSON_InitHooks(&hooks);
 	for (which = 0; which < 5; which++) {
 		long n;
@@ -487,7 +843,7 @@ static void test_alloc_failure(void **state)
 			case 1: o = render_session(&s); break;
 			case 2: o = render_event(&e); break;
 			case 3: o = render_anomalies(ANOM_POSITION_JUMP | ANOM_CLOCK_STEP); break;
-			case 4: o = render_explain(&a, &e, &e, NULL); break;
+			case 4: o = explain_render(&f, NULL, ZONE); break;
 			}
 			if (alloc_calls < fail_at) {
 				/* No allocation failed: the object must be whole. */
@@ -496,8 +852,8 @@ static void test_alloc_failure(void **state)
 			} else if ((which == 2 || which == 4) && o != NULL) {
 				/*
 				 * Parsing the journaled JSON may be what failed: render_event then
-				 * shows the text as a string, render_explain names the event by its
-				 * type only. Either way the object must be whole.
+				 * shows the text as a string, explain words the event by its type
+				 * only. Either way the object must be whole.
 				 */
 				assert_non_null(cJSON_GetObjectItemCaseSensitive(o, "payload") != NULL
 				                    ? (void *)o
@@ -520,8 +876,11 @@ int main(void)
 		cmocka_unit_test(test_activation_open),
 		cmocka_unit_test(test_session),
 		cmocka_unit_test(test_event),
-		cmocka_unit_test(test_rule_text),
-		cmocka_unit_test(test_explain),
+		cmocka_unit_test(test_explain_time_format),
+		cmocka_unit_test(test_explain_grace),
+		cmocka_unit_test(test_explain_first_hour),
+		cmocka_unit_test(test_explain_voided),
+		cmocka_unit_test(test_explain_other_cases),
 		cmocka_unit_test(test_overlay_live),
 		cmocka_unit_test(test_alloc_failure),
 	};

@@ -83,6 +83,7 @@ cat >"$conf" <<EOF
 # Written by cli_daemon_test.sh.
 [device]
 id = clid
+timezone = Europe/Ljubljana
 
 [store]
 state_dir = $state
@@ -176,18 +177,41 @@ jq_true ".source == \"daemon\" and .device_id == \"clid\" and .on_cover == true
 	and .session == \"$sess_id\" and .activation == \"$act_id\" and .has_policy == true
 	and .policy_id == \"P-7\" and .jobs_active == 1 and .last_fix.lat == 51.5
 	and .outbox_depth == 1"
+# GNSS accounting from the daemon: the one fix sent was accepted; a fix without a fix
+# and one with an unknown error are refused by reason.
+reply=$(send_line '{"type":"fix","lat":51.5,"lon":-0.12,"mode":1}')
+echo "$reply" | jq -e '.ok == true' >/dev/null || fail "no-fix fix: $reply"
+reply=$(send_line '{"type":"fix","lat":51.5,"lon":-0.12,"speed":6.5,"mode":3}')
+echo "$reply" | jq -e '.ok == true' >/dev/null || fail "fix without eph: $reply"
+run status --json
+expect_rc 0 "status gnss"
+jq_true '.gnss_fixes.accepted == 1 and .gnss_fixes.rejected == {"no_fix": 1, "eph": 1, "bad_value": 0,
+	"out_of_order": 0} and .gnss_fixes.moving_s == 0
+	and .job_events == {"duplicate": 0, "ignored": 0, "timed_out": 0}'
 run status
 expect_rc 0 "status table"
 grep_out "Source         daemon at $sock"
 grep_out "Session        $sess_id"
 
+# Explained by the daemon, in plain words and the configured zone.
 run explain "$act_id"
 expect_rc 0 explain
 grep_out "Activation   $act_id"
-grep_out "from ipc, type app"
-grep_out '"event":"job_accepted"'
-grep_out "rule start_job"
-grep_out "is still open"
+grep_out "Started by   a job accepted at "
+grep_out "Kept alive   this is the session's first hour"
+grep_out "Ended by     not yet: cover is still running"
+grep_out "Billed       1 unit billed: the first hour is billed whole"
+for name in start_job hour_boundary gap_end backdated_end; do
+	if grep -qF "$name" "$out"; then fail "explain text names the internal rule $name"; fi
+done
+grep -qE "^Cover        from [0-9]{2}:[0-9]{2}(:[0-9]{2})? CET \([0-9]{2}:[0-9]{2}(:[0-9]{2})? UTC\), still running" "$out" ||
+	fail "explain: local time with UTC beside"
+run explain "$act_id" --json
+expect_rc 0 "explain --json"
+jq_true '.open_event.source == "ipc" and .open_event.payload.event == "job_accepted"
+	and .started_by.reason == "job_accepted" and .time_zone == "Europe/Ljubljana"
+	and .started_by.at.zone == "CET" and (.started_by.at.local | endswith("+01:00"))
+	and .ended_by.reason == null and .billed_units == 1 and .kept_alive_by.reason == "start"'
 
 run explain no-such-activation
 expect_rc 1 "explain unknown id"
@@ -202,8 +226,32 @@ jq_true '(.counters["ipc.malformed"] // 0) == 0'
 # Going offline ends cover at that moment.
 run event job_delivered
 expect_rc 0 "event job_delivered"
+# A delivery re-sent with nothing in progress is a duplicate: counted, no effect.
+run event job_delivered
+expect_rc 0 "event job_delivered again"
 run event offline
 expect_rc 0 "event offline"
+# A job accepted while offline is ignored, and counted.
+run event job_accepted
+expect_rc 0 "event job_accepted while offline"
+run status --json
+expect_rc 0 "status job events"
+jq_true '.job_events == {"duplicate": 1, "ignored": 1, "timed_out": 0} and .on_cover == false'
+"$ctl" -c "$conf" status --json >"$work/status.daemon" || fail "status from the daemon"
+"$ctl" -c "$conf" -s "$work/nothing.sock" status --json >"$work/status.ro" 2>/dev/null ||
+	fail "status read-only"
+[ "$(jq -c '[.gnss_fixes, .job_events]' "$work/status.daemon")" = \
+  "$(jq -c '[.gnss_fixes, .job_events]' "$work/status.ro")" ] ||
+	fail "status gnss and job_events differ between the daemon and the database"
+# The closed activation explained by the daemon and from the database: the same.
+"$ctl" -c "$conf" explain "$act_id" --json >"$work/explain.daemon" || fail "explain (daemon)"
+"$ctl" -c "$conf" -s "$work/nothing.sock" explain "$act_id" --json >"$work/explain.ro" \
+	2>/dev/null || fail "explain read-only"
+diff -u "$work/explain.daemon" "$work/explain.ro" >"$work/explain.diff" ||
+	fail "explain differs between the daemon and the database: $(cat "$work/explain.diff")"
+jq -e '.ended_by.reason == "offline" and (.ended_by.last_delivery | type) == "object"
+	and (.billing | startswith("1 unit billed for "))' "$work/explain.daemon" >/dev/null ||
+	fail "explain of the closed activation: $(cat "$work/explain.daemon")"
 run activations --json
 expect_rc 0 "activations after offline"
 jq_true "length == 1 and .[0].id == \"$act_id\" and .[0].status == \"closed\"
@@ -229,5 +277,16 @@ grep_out "loop not alive"
 run event online
 expect_rc 1 "event without the daemon"
 grep -qF "$sock" "$err" || fail "event without the daemon: message names the socket"
+
+# An unknown time zone is refused by coverd -n, naming the key.
+bad=$work/bad-zone.conf
+sed 's/^timezone = .*/timezone = Europe\/Atlantis/' "$conf" >"$bad"
+set +e
+"$coverd" -n -c "$bad" >"$out" 2>"$err"
+rc=$?
+set -e
+[ "$rc" -ne 0 ] || fail "coverd -n accepted an unknown time zone"
+grep -qF '[device] timezone: "Europe/Atlantis" is not a known time zone' "$err" ||
+	fail "coverd -n: message for an unknown zone"
 
 echo "ok cli daemon test"

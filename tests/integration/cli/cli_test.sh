@@ -69,6 +69,9 @@ case_setup() {
 # Written by cli_test.sh setup.
 [device]
 id = cli-dev
+# A fixed zone, so the local times below do not depend on the machine: CET, UTC+1 in
+# November.
+timezone = Europe/Ljubljana
 
 [store]
 state_dir = $state
@@ -209,49 +212,144 @@ assert rows[4]["policy_id"] == 'P-2,"gold"'
 EOF
 }
 
+# Plain words a driver can check, derived by hand from shift.jsonl (make_shift.py) and
+# design.md section 2; times in Europe/Ljubljana (UTC+1 on 2026-11-28) with UTC beside.
 case_explain() {
-	local open_id close_id
-	run activations --json
-	open_id=$(jq -r ".[] | select(.id == \"$S1-0\") | .open_event_id" "$out")
-	close_id=$(jq -r ".[] | select(.id == \"$S1-0\") | .close_event_id" "$out")
-	if ! [ "$open_id" -gt 0 ] || ! [ "$close_id" -gt "$open_id" ]; then
-		fail "event ids $open_id $close_id"
-	fi
+	local id
+
 	run explain "$S1-0"
 	expect_rc 0
+	no_rule_names
 	grep_out "Activation   $S1-0"
-	grep_out "Interval     2026-11-28T09:00:00Z -> 2026-11-28T09:58:00Z (0:58:00)"
-	# The event that opened it, with its payload, and the rule in words.
-	grep_out "journal event #$open_id at 2026-11-28T09:00:00Z from replay, type app"
-	grep_out '"event":"job_accepted"'
-	grep_out "rule start_job"
-	grep_out "a job was accepted while the driver was"
-	# The event that closed it: the timer tick at 10:08, gap_end after the 09:58 delivery.
-	grep_out "journal event #$close_id at 2026-11-28T10:08:00Z from timer, type tick"
-	grep_out "end reason gap_end"
-	grep_out "10 min (gap_end)"
-	grep_out "Billed       1 unit (first hour: billed whole, minimum cover)"
-	grep_out "Activity     distance 27.84 km, moving 0:58:00, 2 jobs"
-	grep_out "Anomalies    mock_location"
-	grep_out "Time quality gnss"
+	grep_out "Cover        10:00 CET (09:00 UTC) to 10:58 CET (09:58 UTC): 0:58"
+	grep_out "Started by   a job accepted at 10:00 CET (09:00 UTC), while the driver was"
+	grep_out "Kept alive   this is the session's first hour"
+	# Ended by the grace running out after the 09:58 delivery, detected by the 10:08 tick;
+	# the hour had been closed at 10:00 first, when the voided second hour began.
+	grep_out "Ended by     no new job was accepted within 10 minutes of the last delivery,"
+	grep_out "at 10:58 CET (09:58 UTC), so cover ended at that delivery, not"
+	grep_out "when the 10 minutes ran out at 11:08 CET (10:08 UTC)."
+	grep_out "was first closed at its full length, at 11:00 CET (10:00 UTC),"
+	# The facts: the last heartbeat before the deadline was 10:06, the last fix 09:58.
+	grep_out "Facts        last delivery 10:58 CET (09:58 UTC); last app event"
+	grep_out "11:06 CET (10:06 UTC); last movement 10:58 CET (09:58 UTC)"
+	grep_out "Billed       1 unit billed for 0:58 of cover: the minimum"
+	grep_out "Activity     27.84 km driven, 0:58 moving, 2 jobs accepted in this hour"
+	grep_out "Time source  GNSS satellite time"
+	grep_out "Anomalies    a mock location reported by the app"
 
+	# Its second hour, opened at 10:00 inside the grace after the 09:58 delivery.
 	run explain "$S1-1"
 	expect_rc 0
-	grep_out "Voided       at"
-	grep_out "not billed (voided)"
-	grep_out "hour 2 of the session began"
+	no_rule_names
+	grep_out "Cover        none: this hour would have begun at 11:00 CET (10:00 UTC)"
+	grep_out "Kept alive   when this hour began at 11:00 CET (10:00 UTC), it was within the"
+	grep_out "10 minutes of grace after the delivery at 10:58 CET (09:58 UTC)"
+	grep_out "Ended by     cover had ended before this hour began at 11:00 CET (10:00 UTC):"
+	grep_out "Billed       0 units: voided, the session ended before this hour began"
 
-	run explain "$S2-0" --json
+	# A whole hour closed at its end; the next one kept alive by the job of 10:30.
+	run explain "$S2-0"
 	expect_rc 0
-	jq_true ".activation.id == \"$S2-0\" and .activation.close_rule == \"hour_boundary\"
-		and .open_event.payload.event == \"job_accepted\" and .open_event.source == \"replay\"
-		and (.close_event | type) == \"object\""
-	jq_true '.statement | test("its hour ended while cover continued")'
+	no_rule_names
+	grep_out "Ended by     this hour ran its full length to 12:30 CET (11:30 UTC), and"
+	grep_out "Billed       1 unit billed for 1:00 of cover"
+	grep -q "^Facts" "$out" && fail "an hour closed at its end has no facts of an ending"
+	run explain "$S2-1"
+	expect_rc 0
+	no_rule_names
+	grep_out "Kept alive   when this hour began at 12:30 CET (11:30 UTC), a job was in"
+	grep_out "progress, accepted at 11:30 CET (10:30 UTC)"
+	grep_out "12:48 CET (11:48 UTC); last movement 12:44 CET (11:44 UTC)"
+	grep_out "Billed       1 unit billed for 0:10 of cover: a started hour is a whole unit"
 
+	# Offline mid-job ends cover at once; the session had no delivery and no fix.
+	run explain "$S3-0"
+	expect_rc 0
+	no_rule_names
+	grep_out "Ended by     the driver went offline in the courier app at"
+	grep_out "13:20 CET (12:20 UTC), which ends cover at once"
+	grep_out "Facts        no delivery in this session; last app event"
+	grep_out "13:20 CET (12:20 UTC); no movement recorded in this session"
+	grep_out "Billed       1 unit billed for 0:20 of cover: the minimum"
+
+	# The open activation: facts from the engine's saved state.
 	run explain "$S4-0"
 	expect_rc 0
-	grep_out "-> (open)"
-	grep_out "is still open"
+	no_rule_names
+	# The engine's time is that of its last event, the 12:33:30 fix it did not accept.
+	grep_out "Cover        from 13:30 CET (12:30 UTC), still running (0:03:30 so far)"
+	grep_out "Ended by     not yet: cover is still running"
+	grep_out "Facts        so far, no delivery in this session; last app event"
+	grep_out "13:32 CET (12:32 UTC); last movement 13:31 CET (12:31 UTC)"
+
+	# The same facts as fields, with the journal events behind them.
+	run activations --json
+	id=$(jq -r ".[] | select(.id == \"$S1-0\") | .open_event_id" "$out")
+	run explain "$S1-0" --json
+	expect_rc 0
+	jq_true ".activation.id == \"$S1-0\" and .activation.close_rule == \"backdated_end\"
+		and .open_event.id == $id and .open_event.payload.event == \"job_accepted\"
+		and .close_event.source == \"timer\" and .time_zone == \"Europe/Ljubljana\""
+	jq_true '.started_by.reason == "job_accepted" and .started_by.event_id > 0
+		and .started_by.at == {"utc": "2026-11-28T09:00:00Z",
+		                       "local": "2026-11-28T10:00:00+01:00", "zone": "CET"}'
+	jq_true '.kept_alive_by.reason == "start"
+		and .kept_alive_by.since.utc == "2026-11-28T09:00:00Z"'
+	jq_true '.ended_by.reason == "gap_end" and .ended_by.at.utc == "2026-11-28T09:58:00Z"
+		and .ended_by.at.local == "2026-11-28T10:58:00+01:00"
+		and .ended_by.event_at.utc == "2026-11-28T10:08:00.001Z"
+		and .ended_by.last_delivery.utc == "2026-11-28T09:58:00Z"
+		and .ended_by.last_app_event.utc == "2026-11-28T10:06:00Z"
+		and .ended_by.last_movement.utc == "2026-11-28T09:58:00Z"'
+	jq_true '.billed_units == 1 and .cover_seconds == 3480
+		and .billing == "1 unit billed for 0:58 of cover: the minimum"
+		and .session.end_reason == "gap_end"'
+	# lines and statement carry the same words as the table.
+	jq_true '(.lines | map(.label)) == ["Activation", "Session", "Insured", "Date", "Cover",
+		"Started by", "Kept alive", "Ended by", "Facts", "Billed", "Activity", "Time source",
+		"Anomalies"]
+		and (.statement | contains("Billed: 1 unit billed for 0:58 of cover: the minimum"))'
+	run explain "$S1-1" --json
+	jq_true '.billed_units == 0 and .ended_by.reason == "voided"
+		and .kept_alive_by.reason == "grace"
+		and .kept_alive_by.since.utc == "2026-11-28T09:58:00Z"'
+	run explain "$S2-1" --json
+	jq_true '.kept_alive_by.reason == "job"
+		and .kept_alive_by.since.local == "2026-11-28T11:30:00+01:00"'
+	run explain "$S4-0" --json
+	jq_true '.ended_by.reason == null and .billed_units == 1 and .cover_seconds == 210
+		and .ended_by.last_app_event.utc == "2026-11-28T12:32:00Z"'
+
+	# TZ in the environment does not override a configured zone; with the key empty it
+	# is the zone.
+	set +e
+	TZ=Asia/Tokyo "$ctl" -c "$conf" explain "$S3-0" >"$out" 2>"$err"
+	rc=$?
+	set -e
+	expect_rc 0
+	grep_out "13:20 CET (12:20 UTC)"
+	sed 's/^timezone = .*/timezone =/' "$conf" >"$work/system-zone.conf"
+	set +e
+	TZ=Asia/Tokyo "$ctl" -c "$work/system-zone.conf" explain "$S3-0" >"$out" 2>"$err"
+	rc=$?
+	set -e
+	expect_rc 0
+	grep_out "21:20 JST (12:20 UTC)"
+	grep_out "Date         Saturday 28 November 2026; times in the system's zone (JST), UTC"
+}
+
+# No engine rule or end-reason name with an underscore (gap_end, hour_boundary,
+# backdated_end, ...) appears in the text output: it is for drivers.
+no_rule_names() {
+	local name
+	for name in start_job start_online start_motion hour_boundary gap_end idle_end \
+		app_silence max_session policy_revoked end_cover backdated_end job_timeout \
+		start_job_in_progress zero_length; do
+		if grep -qF -- "$name" "$out"; then
+			fail "the text names the internal rule $name"
+		fi
+	done
 }
 
 case_explain_unknown() {
@@ -273,11 +371,24 @@ case_status() {
 	# Outbox rows, by hand: session 1 opened 0, closed 0 (hour), opened 1, closed 0 again,
 	# voided 1 (5); session 2 opened and closed 0 and 1 (4); session 3 (2); session 4 (1).
 	jq_true '.outbox_depth == 12 and .outbox_oldest == "2026-11-28T09:00:00Z"'
+	# GNSS accounting, from the saved engine state. Accepted: 233 fixes in session 1
+	# (09:00-09:58 every 15 s), 297 in session 2 (10:30-11:44) and the 12:31 fix. Refused:
+	# the 12:33 fix without a fix, the 12:33:15 (80 m) and 12:33:30 (unknown) errors, the
+	# last line (older than the one before). Moving: 232 legs of 15 s in session 1, 296 in
+	# session 2 less the two around the 11:35 jump; the 12:31 fix follows a gap too long.
+	jq_true '.gnss_fixes == {"accepted": 531, "rejected": {"no_fix": 1, "eph": 2, "bad_value": 0,
+		"out_of_order": 1}, "moving_s": 7890}'
+	# The 12:21 delivery with no job in progress, the 12:22 accept while offline.
+	jq_true '.job_events == {"duplicate": 1, "ignored": 1, "timed_out": 0}'
 	run status
 	expect_rc 0
 	grep_out "read-only (no daemon:"
 	grep_out "On cover       yes, since 2026-11-28T12:30:00Z"
 	grep_out "Outbox         12 undelivered"
+	grep_out "GNSS fixes     531 accepted, 4 rejected"
+	grep_out "rejected: 1 no fix, 2 error too large or unknown, 0 bad value, 1 out of order"
+	grep_out "Moving time    2:11:30"
+	grep_out "Job events     1 duplicate, 1 ignored (offline or private), 0 timed out"
 }
 
 case_health_no_daemon() {

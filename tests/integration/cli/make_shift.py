@@ -10,6 +10,10 @@ Four sessions on 2026-11-28, each chosen for what coverctl must show:
   3. 12:00-12:20, ended by going offline mid-job, under policy 'P-2,"gold"' (an id
      that CSV must quote).
   4. from 12:30, still open (an open activation with "end": null).
+Between sessions 3 and 4, while offline, a re-sent delivery (a duplicate) and a job
+accepted while offline (ignored); in session 4, three fixes the engine does not accept
+(no fix, an error above max_eph, an unknown error) and, last in the file, one older than
+the events before it (out of order): status counts each by its reason.
 """
 import json
 
@@ -63,14 +67,22 @@ ev("11:55:00", "policy", event="assign", policy_id='P-2,"gold"', driver_id="D-1"
 ev("12:00:00", "app", event="job_accepted")
 heartbeats(12 * H + 2 * 60, 12 * H + 18 * 60)
 ev("12:20:00", "app", event="offline")
+ev("12:21:00", "app", event="job_delivered")
+ev("12:22:00", "app", event="job_accepted")
 ev("12:25:00", "app", event="online")
 # Session 4, left open.
 ev("12:30:00", "app", event="job_accepted")
 ev("12:31:00", "fix", lat=51.7, lon=-0.1, speed=6.0, course=90, eph=4, mode=3)
 ev("12:32:00", "app", event="heartbeat")
+ev("12:33:00", "fix", lat=51.7, lon=-0.1, mode=1)
+ev("12:33:15", "fix", lat=51.7, lon=-0.1, speed=6.0, course=90, eph=80, mode=3)
+ev("12:33:30", "fix", lat=51.7, lon=-0.1, speed=6.0, course=90, mode=3)
 
 # A stable sort keeps the order written above for lines with the same time.
 lines.sort(key=lambda x: x[0])
 print("# coverctl test scenario, written by make_shift.py; see that file for what it holds.")
 for _, line in lines:
     print(line)
+# Out of order: older than the line before it.
+print(json.dumps({"t": "2026-11-28T12:20:30Z", "type": "fix", "lat": 51.7, "lon": -0.1,
+                  "speed": 6.0, "course": 90, "eph": 4, "mode": 3}, separators=(",", ":")))
