@@ -65,6 +65,8 @@ struct ctl {
 	int timeout_ms;
 	enum out_fmt fmt;
 	const char *session;          /* activations --session */
+	const char *job_id;           /* event --job-id */
+	const char *req_id;           /* event --id: the request id a retry repeats */
 	struct store *st;             /* opened on first read-only use */
 	char daemon_err[ERR_BUF];     /* why the daemon did not answer, for messages */
 	bool from_daemon;             /* the last answer came from the daemon */
@@ -78,7 +80,10 @@ static const char usage_text[] =
     "  status                      cover state, session, last fix, outbox, counters\n"
     "  sessions                    every cover session (table, --json or --csv)\n"
     "  activations [--session ID]  hourly activations (table, --json or --csv)\n"
-    "  event NAME                  inject a courier app event (needs a running daemon)\n"
+    "  event NAME [--job-id ID] [--id ID]\n"
+    "                              inject a courier app event (needs a running daemon);\n"
+    "                              --id makes it safe to retry: a lost reply is asked\n"
+    "                              for again with the same id, applied once\n"
     "  explain ACTIVATION_ID       why an activation exists and how it is billed\n"
     "  health                      exit 0 only when db, loop and last fix are healthy\n"
     "  key --public [--key FILE]   print the device's public signing key (PEM) for\n"
@@ -1376,6 +1381,8 @@ static void valid_event_names(char *buf, size_t len)
 	}
 }
 
+#define EVENT_RETRIES 5   /* attempts of an event with --id before giving up */
+
 static int cmd_event(struct ctl *c, const char *name)
 {
 	cJSON *req, *reply = NULL;
@@ -1393,12 +1400,25 @@ static int cmd_event(struct ctl *c, const char *name)
 	}
 	req = cJSON_CreateObject();
 	if (req == NULL || cJSON_AddStringToObject(req, "type", "app") == NULL ||
-	    cJSON_AddStringToObject(req, "event", name) == NULL) {
+	    cJSON_AddStringToObject(req, "event", name) == NULL ||
+	    (c->job_id != NULL && cJSON_AddStringToObject(req, "job_id", c->job_id) == NULL) ||
+	    (c->req_id != NULL && cJSON_AddStringToObject(req, "id", c->req_id) == NULL)) {
 		cJSON_Delete(req);
 		fail_msg("out of memory");
 		return EXIT_FAIL;
 	}
-	rc = ipc_call(c, req, &reply, err, sizeof(err));
+	/* With an id the request is idempotent (docs/ipc.md, Retries): when no reply came
+	 * (the daemon restarting, a timeout), ask again with the same id; the daemon applies
+	 * it at most once and answers a repeat with the original reply. */
+	for (int attempt = 1;; attempt++) {
+		rc = ipc_call(c, req, &reply, err, sizeof(err));
+		if (rc >= 0 || c->req_id == NULL || attempt >= EVENT_RETRIES)
+			break;
+		fprintf(stderr, "coverctl: no reply to event %s (%s); retrying with id %s\n", name,
+		        err, c->req_id);
+		struct timespec ts = { 0, 500 * 1000 * 1000 };
+		(void)nanosleep(&ts, NULL);
+	}
 	cJSON_Delete(req);
 	if (rc < 0) {
 		fail_msg("event %s needs a running daemon: %s", name, err);
@@ -1579,6 +1599,8 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ "public", no_argument, NULL, 'P' },
 		{ "key", required_argument, NULL, 'K' },
+		{ "job-id", required_argument, NULL, 'J' },
+		{ "id", required_argument, NULL, 'I' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct ctl ctl;   /* static: the configuration holds several path buffers */
@@ -1604,6 +1626,8 @@ int main(int argc, char **argv)
 		case 'v': csv = true; break;
 		case 'P': opt_public = true; break;
 		case 'K': opt_key = optarg; break;
+		case 'J': c->job_id = optarg; break;
+		case 'I': c->req_id = optarg; break;
 		case 'h':
 			fputs(usage_text, stdout);
 			return EXIT_OK;
@@ -1654,6 +1678,10 @@ int main(int argc, char **argv)
 		else
 			usage_error("%s needs exactly one argument: %s", cmdname,
 			            cmd == C_EVENT ? "NAME" : "ACTIVATION_ID");
+		return EXIT_USAGE;
+	}
+	if ((c->job_id != NULL || c->req_id != NULL) && cmd != C_EVENT) {
+		usage_error("--job-id and --id go with the event command only");
 		return EXIT_USAGE;
 	}
 	if (json && csv) {

@@ -262,6 +262,23 @@ expect_rc 0 "sessions --csv"
 [ "$(wc -l <"$out")" -eq 2 ] || fail "sessions --csv: want a header and one row"
 grep -q "^$sess_id,false,.*,offline,P-7,D-7,V-7,1"$'\r'"\$" "$out" || fail "sessions --csv row"
 
+run status --job-id A
+expect_rc 2 "--job-id on status"
+grep -qF -- "--job-id and --id go with the event command only" "$err" || fail "--job-id usage message"
+
+# Job ids and request ids: a job picked up by id, sent twice with one request id, is
+# applied once; the retry gets the original reply (the same journal event).
+run event job_picked_up --job-id order-1 --id cli-req-1 --json
+expect_rc 0 "event with --job-id and --id"
+first=$(jq -c '.event_id' "$out")
+run event job_picked_up --job-id order-1 --id cli-req-1 --json
+expect_rc 0 "the same request id again"
+[ "$(jq -c '.event_id' "$out")" = "$first" ] || fail "a retry with the same id was applied again"
+# A job id of 64 characters is refused by the daemon, naming the field.
+run event job_picked_up --job-id "$(printf 'j%.0s' $(seq 64))"
+expect_rc 1 "job id too long"
+grep -qF 'job_id' "$err" || fail "the refusal of a long job id names the field: $(cat "$err")"
+
 "$ctl" -c "$conf" activations --json >"$work/final.daemon" || fail "activations"
 # Stopped, the daemon's records are still there, read-only, exactly as it served them.
 kill -TERM "$pid"
