@@ -513,6 +513,21 @@ static void close_session(const struct engine_config *cfg, struct engine_state *
 			l->tq = st->pend.tq;
 	}
 	st->pend.at_ms = NONE;
+	/* An activation that begins exactly at the end is voided; a job accepted at that
+	 * instant belongs to the last billed activation, which gets a new revision for it.
+	 * (Only jobs move: no job can be accepted after a backdated end, while the voided
+	 * activation's anomalies and time quality may come from later events, which belong
+	 * to no billed activation.) */
+	int moved_to = -1;
+	for (int j = 1; j < s->n_acts; j++) {
+		struct engine_activation *a = &s->acts[j], *p = &s->acts[j - 1];
+		if (a->status != ACT_VOID && a->start_ms == end && p->status != ACT_VOID &&
+		    a->jobs > 0) {
+			p->jobs += a->jobs;
+			a->jobs = 0;
+			moved_to = j - 1;
+		}
+	}
 	s->open = false;
 	s->end_ms = end;
 	s->end_reason = reason;
@@ -536,10 +551,12 @@ static void close_session(const struct engine_config *cfg, struct engine_state *
 			if (snap && snap->index == j)
 				restore_snap(a, snap);
 			push_act(st, out, ACTION_ACT_CLOSE, rule, at, a);
-		} else if (a->end_ms > end) {
+		} else if (a->end_ms > end || j == moved_to) {
 			a->revision++;
-			a->end_ms = end;
-			a->end_reason = reason;
+			if (a->end_ms > end) {
+				a->end_ms = end;
+				a->end_reason = reason;
+			}
 			if (snap && snap->index == j)
 				restore_snap(a, snap);
 			push_act(st, out, ACTION_ACT_CLOSE, RULE_BACKDATED_END, at, a);
@@ -1128,13 +1145,15 @@ int engine_step(const struct engine_config *cfg, struct engine_state *st,
 		return reject(st, out, ev, REJECT_BAD_EVENT);
 	if (ev->type == COV_EV_FIX && !fix_valid(&ev->u.fix))
 		return reject(st, out, ev, REJECT_BAD_FIX);
-	if (ev->type == COV_EV_POLICY && !ev->u.policy.assign && revoke_mismatch(st, &ev->u.policy))
-		return reject(st, out, ev, REJECT_POLICY_MISMATCH);
 	if (ev->type == COV_EV_APP && ev->u.app == APP_JOB_ACCEPTED && too_many_jobs(cfg, st, ev))
 		return reject(st, out, ev, REJECT_TOO_MANY_JOBS);
 
 	/* Deadlines strictly before t; those at t wait until every event at t is in. */
 	fire_deadlines(cfg, st, out, ev->t_ms, ev->tq);
+	/* A revoke is judged at its instant, once the deadlines before it have fired: a
+	 * session that had ended by then no longer makes its policy one a revoke may name. */
+	if (ev->type == COV_EV_POLICY && !ev->u.policy.assign && revoke_mismatch(st, &ev->u.policy))
+		return reject(st, out, ev, REJECT_POLICY_MISMATCH);
 	st->started = true;
 	st->last_t_ms = ev->t_ms;
 

@@ -385,8 +385,10 @@ void engine_state_init(struct engine_state *st);
 /*
  * Applies one event. out is cleared first and then lists what happened, in order.
  * Returns 0 when the event was applied, or a positive enum engine_reject when it was
- * rejected (the state then changes only in rejected_total, and out holds one
- * ACTION_REJECT). Never fails otherwise.
+ * rejected: out then ends with one ACTION_REJECT and the event itself changed nothing
+ * but rejected_total. A revoke is judged at its instant (policy_mismatch), so the
+ * deadlines due before it fire first and their actions precede the ACTION_REJECT; every
+ * other rejection comes before any deadline fires. Never fails otherwise.
  */
 int engine_step(const struct engine_config *cfg, struct engine_state *st,
                 const struct engine_event *ev, struct engine_actions *out);

@@ -336,12 +336,16 @@ static void model_apply(struct model *m, const struct engine_config *cfg,
 		}
 	}
 	if (rc != 0) {
-		if (!saw_reject || out->n != 1)
-			errbuf_add(&m->err, "%s rejected (%d) with %zu actions, want one ACTION_REJECT",
-			           tb, rc, out->n);
-		else if ((int)out->a[0].reject != rc)
+		/* A revoke is judged once the deadlines before it fired (engine.h): their
+		 * actions may precede its ACTION_REJECT; every other rejection stands alone. */
+		size_t last = out->n > 0 ? out->n - 1 : 0;
+		if (!saw_reject || out->n == 0 || out->a[last].type != ACTION_REJECT ||
+		    (rc != REJECT_POLICY_MISMATCH && out->n != 1))
+			errbuf_add(&m->err, "%s rejected (%d) with %zu actions, want one ACTION_REJECT "
+			           "last", tb, rc, out->n);
+		else if ((int)out->a[last].reject != rc)
 			errbuf_add(&m->err, "%s returned %d but ACTION_REJECT says %d", tb, rc,
-			           (int)out->a[0].reject);
+			           (int)out->a[last].reject);
 	}
 }
 
