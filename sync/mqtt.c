@@ -132,6 +132,13 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
 	struct sync *s = ud;
 	size_t len = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0;
 	if (msg->topic != NULL && strcmp(msg->topic, s->t_ack) == 0) {
+		/* An ack is an answer to what was sent; a retained one is an old answer the
+		 * broker replays to every new subscriber, never evidence of a commit now. */
+		if (msg->retain) {
+			log_warnx("MQTT: retained ack on %s ignored", msg->topic);
+			core_count(s->core, "ack.retained", 1);
+			return;
+		}
 		sync__pump_on_ack(s, msg->payload, len);
 	} else if (msg->topic != NULL && strcmp(msg->topic, s->t_cmd) == 0) {
 		sync__cmd_on_message(s, msg->payload, len);

@@ -41,6 +41,40 @@ static bool get_int(const cJSON *o, const char *k, int64_t lo, int64_t hi, int64
 	return true;
 }
 
+/* Well-formed UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above U+10FFFF. */
+static bool utf8_valid(const void *buf, size_t len)
+{
+	const unsigned char *s = buf, *e = s + len;
+	while (s < e) {
+		unsigned c = *s;
+		size_t n;
+		unsigned min;
+		if (c < 0x80) {
+			s++;
+			continue;
+		} else if ((c & 0xe0) == 0xc0) {
+			n = 1, min = 0x80, c &= 0x1f;
+		} else if ((c & 0xf0) == 0xe0) {
+			n = 2, min = 0x800, c &= 0x0f;
+		} else if ((c & 0xf8) == 0xf0) {
+			n = 3, min = 0x10000, c &= 0x07;
+		} else {
+			return false;
+		}
+		if ((size_t)(e - s) <= n)
+			return false;
+		for (size_t i = 1; i <= n; i++) {
+			if ((s[i] & 0xc0) != 0x80)
+				return false;
+			c = (c << 6) | (s[i] & 0x3f);
+		}
+		if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+			return false;
+		s += n + 1;
+	}
+	return true;
+}
+
 /* Checks "v": -EINVAL when it is missing or not an integer, -EPROTO when it is not 1. */
 static int check_version(const cJSON *root, const char **reason, char *why, size_t whylen)
 {
@@ -65,11 +99,32 @@ int sync_proto_ack(const void *payload, size_t len, int64_t *upto, const char **
 	/* cJSON would skip a NUL as white space; JSON has no such thing. */
 	if (len > 0 && memchr(payload, '\0', len) != NULL)
 		return refuse(-EINVAL, reason, "malformed", why, whylen, "NUL byte in the payload");
-	cJSON *root = cJSON_ParseWithLength(payload, len);
+	if (!utf8_valid(payload, len))
+		return refuse(-EINVAL, reason, "malformed", why, whylen, "not valid UTF-8");
+	const char *end = NULL;
+	cJSON *root = cJSON_ParseWithLengthOpts(payload, len, &end, 0);
 	if (!cJSON_IsObject(root)) {
 		cJSON_Delete(root);
 		return refuse(-EINVAL, reason, "malformed", why, whylen, "not a JSON object");
 	}
+	/* One object and nothing after it but white space: cJSON stops at the object's end. */
+	for (const char *p = end; p != NULL && p < (const char *)payload + len; p++) {
+		if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
+			cJSON_Delete(root);
+			return refuse(-EINVAL, reason, "malformed", why, whylen,
+			              "bytes after the JSON object");
+		}
+	}
+	/* A member given twice has no meaning in JSON that every receiver agrees on. */
+	for (const cJSON *a = root->child; a != NULL; a = a->next)
+		for (const cJSON *b = a->next; b != NULL; b = b->next)
+			if (a->string != NULL && b->string != NULL && strcmp(a->string, b->string) == 0) {
+				char name[40];
+				snprintf(name, sizeof(name), "%s", a->string);
+				cJSON_Delete(root);
+				return refuse(-EINVAL, reason, "malformed", why, whylen,
+				              "member \"%s\" given twice", name);
+			}
 	int r = check_version(root, reason, why, whylen);
 	if (r == 0 && !get_int(root, "upto", 0, SYNC_JSON_INT_MAX, upto))
 		r = refuse(-EINVAL, reason, "malformed", why, whylen,

@@ -60,6 +60,7 @@ int sync__pump_load(struct sync *s)
 	s->acked_upto = f.seq > 0 ? f.seq - 1 : last;
 	s->stored_upto = s->acked_upto;
 	s->sent_upto = s->acked_upto;
+	s->highest_sent = s->acked_upto;
 	s->last_seq_seen = last;
 	s->pending_ack = 0;
 	s->track_pruned = 0;
@@ -124,6 +125,8 @@ static int publish_row(void *ctx, const struct store_outbox_row *row)
 	if (sync__publish(s, s->t_records, s->envelope, strlen(s->envelope), false, NULL) != 0)
 		return -EIO;
 	s->sent_upto = row->seq;
+	if (row->seq > s->highest_sent)
+		s->highest_sent = row->seq;
 	s->published++;
 	return 0;
 }
@@ -195,6 +198,15 @@ void sync__pump_on_ack(struct sync *s, const void *payload, size_t len)
 		log_warnx("MQTT: ack refused (beyond): upto %" PRId64 " but the highest record "
 		          "written is %" PRId64, upto, last);
 		core_count(s->core, "ack.beyond", 1);
+		return;
+	}
+	if (upto > s->highest_sent) {
+		/* Written but never sent by this process: the backend cannot have stored it from
+		 * us (a record from before a restart is sent again and acked again). Applying it
+		 * would mark records delivered on an ack for something else. */
+		log_warnx("MQTT: ack refused (unsent): upto %" PRId64 " but the highest record "
+		          "sent is %" PRId64, upto, s->highest_sent);
+		core_count(s->core, "ack.unsent", 1);
 		return;
 	}
 	int64_t have = s->pending_ack > s->acked_upto ? s->pending_ack : s->acked_upto;

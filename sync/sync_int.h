@@ -76,6 +76,8 @@ struct sync {
 	int window;                      /* records in flight at most, this connection */
 	int64_t acked_upto;              /* the backend has every record <= this */
 	int64_t sent_upto;               /* published on this connection up to this */
+	int64_t highest_sent;            /* the highest seq this process ever published (or
+	                                  * had acked at start): no ack may go beyond it */
 	int64_t pending_ack;             /* the highest valid ack not yet applied, or 0 */
 	int64_t stored_upto;             /* acked_upto as last written to the store */
 	int64_t last_ack_write_ms;

@@ -529,7 +529,10 @@ def case_bad_input(env):
     t_cmd = "coverd/v1/%s/cmd" % DEVICE
     acks = ['not json', '[1]', '{"v":1}', '{"v":1,"upto":"3"}', '{"v":1,"upto":-1}',
             '{"v":2,"upto":3}', '{"v":1,"upto":3,"pad":"%s"}' % ("x" * 300),
-            '{"v":1,"upto":999999}']
+            '{"v":1,"upto":999999}',
+            # Strictness: each of these once marked records delivered (issue 7).
+            '{"v":1,"upto":3} trailing', '{"v":1,"upto":3}{"v":1,"upto":4}',
+            '{"v":1,"upto":1,"upto":4}']
     for a in acks:
         check(be.pub(t_ack, a) == 0, "publish ack")
     cmds = ['not json', '{"v":1,"cmd":"ping"}', '{"v":2,"id":"b-1","cmd":"ping"}',
@@ -547,7 +550,7 @@ def case_bad_input(env):
     check(sum(1 for r in replies if r["id"] is None) == 3, "no id read: id null: %r" % replies)
     st = env.wait_status(lambda s: s["counters"].get("cmd.oversized") == 1, "counters")
     c = st["counters"]
-    want = {"ack.malformed": 5, "ack.unsupported_version": 1, "ack.oversized": 1,
+    want = {"ack.malformed": 8, "ack.unsupported_version": 1, "ack.oversized": 1,
             "ack.beyond": 1, "cmd.malformed": 3, "cmd.unsupported_version": 1,
             "cmd.unknown": 1, "cmd.oversized": 1}
     got = {k: c.get(k, 0) for k in want}
@@ -556,6 +559,34 @@ def case_bad_input(env):
           "no bad ack applied, not even in part: %r" % st["mqtt"])
     check(env.coverd.poll() is None and st["mqtt"]["state"] == "connected", "still running")
     # Delivery still works.
+    env.start_ingest()
+    env.wait_drained(min_records=4)
+    env.check_exactly_once()
+    be.close()
+
+
+def case_retained_ack(env):
+    """A retained ack left on the broker (an old answer it replays to every new
+    subscriber) marks nothing delivered: records written and sent but never stored by the
+    ingest stay in the outbox across a restart, and drain once the ingest runs."""
+    shift_env(env, keepalive="5s")
+    env.start_broker()
+    env.start_coverd()
+    env.ipc.ask({"type": "policy", "event": "assign", "policy_id": "P-1", "driver_id": "D-1"})
+    records_by_ipc(env, 2)
+    env.wait_status(lambda s: s["mqtt"]["sent_upto"] >= 4, "records sent (no ingest: unacked)")
+    check(env.stop_coverd() == 0, "clean stop")
+    be = ingest_client(env)
+    t_ack = "coverd/v1/%s/ack" % DEVICE
+    rc = be.pub(t_ack, '{"v":1,"upto":4}', retain=True)
+    # 16: "no matching subscribers", a success (coverd is not connected now).
+    check(rc in (0, 16), "publish a retained ack: %r" % rc)
+    env.start_coverd()
+    st = env.wait_status(lambda s: s["counters"].get("ack.retained") == 1 and
+                         s["mqtt"]["state"] == "connected", "the retained ack to be ignored")
+    check(st["mqtt"]["acked_upto"] == 0 and st["outbox_depth"] >= 4,
+          "a retained ack marked records delivered: %r" % st["mqtt"])
+    check(be.pub(t_ack, "", retain=True) in (0, 16), "clear the retained ack")
     env.start_ingest()
     env.wait_drained(min_records=4)
     env.check_exactly_once()

@@ -38,6 +38,11 @@ static void test_ack_good(void **state)
 	assert_int_equal(ack("{\"v\":1,\"upto\":7,\"ingest\":\"i-2\"}", &u, &r), 0);
 	assert_int_equal(u, 7);
 	assert_int_equal(ack(" {\"v\":1,\"upto\":3} ", &u, &r), 0);
+	assert_int_equal(ack("{\"v\":1,\"upto\":4}\r\n", &u, &r), 0);
+	assert_int_equal(u, 4);
+	/* Valid UTF-8 of every length is fine. */
+	assert_int_equal(ack("{\"v\":1,\"upto\":5,\"ingest\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x9a\x9a\"}", &u, &r), 0);
+	assert_int_equal(u, 5);
 }
 
 static void test_ack_bad(void **state)
@@ -64,6 +69,15 @@ static void test_ack_bad(void **state)
 		{ "{\"v\":1,\"upto\":3", -EINVAL, "malformed" },
 		{ "{\"v\":2,\"upto\":3}", -EPROTO, "unsupported_version" },
 		{ "{\"v\":0,\"upto\":3}", -EPROTO, "unsupported_version" },
+		/* Strictness (issue 7): each of these once marked records delivered. */
+		{ "{\"v\":1,\"upto\":3}x", -EINVAL, "malformed" },              /* trailing bytes */
+		{ "{\"v\":1,\"upto\":3}{\"v\":1,\"upto\":900}", -EINVAL, "malformed" },
+		{ "{\"v\":1,\"upto\":3,\"upto\":900}", -EINVAL, "malformed" },  /* duplicate key */
+		{ "{\"v\":1,\"v\":1,\"upto\":3}", -EINVAL, "malformed" },
+		{ "{\"v\":1,\"upto\":3,\"i\":\"\xff\"}", -EINVAL, "malformed" },  /* not UTF-8 */
+		{ "{\"v\":1,\"upto\":3,\"i\":\"\xc0\xaf\"}", -EINVAL, "malformed" },  /* overlong */
+		{ "{\"v\":1,\"upto\":3,\"i\":\"\xed\xa0\x80\"}", -EINVAL, "malformed" }, /* surrogate */
+		{ "{\"v\":1,\"upto\":3,\"i\":\"\xe2\x82\"}", -EINVAL, "malformed" },  /* truncated */
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		int64_t u = -77;
