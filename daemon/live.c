@@ -54,8 +54,11 @@ static void tb_stamp(void *ctx, struct engine_event *ev, int64_t gnss_time_ms)
 		log_info("clock: timeline moved forward to the wall clock (%s)",
 		         engine_tq_name(clock_quality(&lv->clk)));
 	bool stepped_before = lv->clk.step_pending;
+	/* The event may arrive flagged already (an app reporting clock_step, or a skewed app
+	 * time): that is the source's report, not this device's clock stepping. */
+	bool flagged = (ev->anomalies & ANOM_CLOCK_STEP) != 0;
 	clock_stamp(&lv->clk, ev, gnss_time_ms);
-	if (!stepped_before && (ev->anomalies & ANOM_CLOCK_STEP))
+	if (!stepped_before && !flagged && (ev->anomalies & ANOM_CLOCK_STEP))
 		log_warnx("clock: the wall clock stepped; timeline kept, event flagged");
 }
 

@@ -1241,7 +1241,15 @@ int store_open(struct store **out, const char *path, enum store_mode mode, char 
 		r = -EIO;
 		goto fail;
 	}
-	if (version > STORE_SCHEMA_VERSION || version < 0) {
+	if (version < 0) {
+		/* No coverd ever writes a negative user_version: another program's file, or a
+		 * damaged header. Calling it "newer" would send the operator the wrong way. */
+		set_err(st, "%s: schema version %lld is not one coverd writes (damaged, or not a"
+		        " coverd database); refusing to open it", path, (long long)version);
+		r = -EPROTO;
+		goto fail;
+	}
+	if (version > STORE_SCHEMA_VERSION) {
 		set_err(st, "%s: schema version %lld is newer than this coverd supports (%d);"
 		        " refusing to open it (was a newer coverd installed and then removed?)",
 		        path, (long long)version, STORE_SCHEMA_VERSION);

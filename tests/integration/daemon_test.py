@@ -818,6 +818,12 @@ def case_app_time(env):
     check(y1999 in labels and y2038 in labels, "the journal keeps the app's labels: %r" % labels)
     check("the app's time " in env.log() and "max_app_skew" in env.log(),
           "the skew is logged:\n%s" % env.log())
+    # An app reporting clock_step is the app's report: it flags the event, and the
+    # device does not log that its own clock stepped (issue 7, item 6).
+    r = c.request({"type": "app", "event": "heartbeat", "clock_step": True})
+    check(r.get("accepted") is True, "heartbeat with clock_step: %r" % r)
+    check("the wall clock stepped" not in env.log(),
+          "an app's clock_step or skew logged as the device clock stepping:\n%s" % env.log())
 
     # An app "t" that does not parse is refused naming the field; nothing is stored.
     n = len(journal(env))

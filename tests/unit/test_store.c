@@ -1709,6 +1709,12 @@ static void test_newer_schema(void **state)
 	sqlite3_close(db);
 	assert_refused(f, -EPROTO, "schema version 99 is newer");
 	assert_int_equal(db_int(f->db, "PRAGMA user_version"), 99);
+	/* A negative version is no coverd's at all, not a newer one (issue 7, item 6). */
+	db = raw_open(f->db);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = -1;", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_refused(f, -EPROTO, "schema version -1 is not one coverd writes");
+	assert_int_equal(db_int(f->db, "PRAGMA user_version"), -1);
 }
 
 static void test_missing_paths(void **state)
