@@ -562,6 +562,25 @@ static void query_list(struct client *cl, bool sessions, const char *session_id)
 	}
 }
 
+/*
+ * A request's string shown back in an error: printable ASCII as it is, every other byte
+ * as \xNN, at most max bytes of input. Bytes from the request may be anything (invalid
+ * UTF-8 included), and a reply must stay valid JSON text whatever came in.
+ */
+static void show_value(char *buf, size_t len, const char *s, size_t max)
+{
+	size_t o = 0;
+	for (size_t i = 0; s[i] != '\0' && i < max && o + 5 < len; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\')
+			buf[o++] = (char)ch;
+		else
+			o += (size_t)snprintf(buf + o, len - o, "\\x%02x", ch);
+	}
+	if (len > 0)
+		buf[o < len ? o : len - 1] = '\0';
+}
+
 /* The explanation of an activation's bill (daemon/explain.h), in the configured zone. */
 static void query_explain(struct client *cl, const char *id)
 {
@@ -570,9 +589,9 @@ static void query_explain(struct client *cl, const char *id)
 	int r = explain_build(core_store(cl->ipc->core), id, core_state(cl->ipc->core),
 	                      &cfg->engine, cfg->time_zone, &ex);
 	if (r == -ENOENT) {
-		char msg[ENGINE_ACT_ID_MAX + 64];
-		snprintf(msg, sizeof(msg), "field \"id\": no activation \"%.*s\"", ENGINE_ACT_ID_MAX,
-		         id);
+		char msg[4 * ENGINE_ACT_ID_MAX + 64], shown[4 * ENGINE_ACT_ID_MAX + 8];
+		show_value(shown, sizeof(shown), id, ENGINE_ACT_ID_MAX);
+		snprintf(msg, sizeof(msg), "field \"id\": no activation \"%s\"", shown);
 		reply_error(cl, msg);
 		return;
 	}
@@ -682,13 +701,11 @@ static void handle_query(struct client *cl, const cJSON *root, const cJSON *cmd)
 		}
 		query_explain(cl, id->valuestring);
 	} else {
-		char msg[160];
+		char msg[400], shown[4 * 64 + 8];
 		core_count(c, "ipc.malformed", 1);
-		snprintf(msg, sizeof(msg), "field \"cmd\": unknown command \"%.64s\" (status, "
-		         "sessions, activations, explain, health or ping)", name);
-		for (char *p = msg; *p != '\0'; p++)
-			if ((unsigned char)*p < 0x20)
-				*p = '?';
+		show_value(shown, sizeof(shown), name, 64);
+		snprintf(msg, sizeof(msg), "field \"cmd\": unknown command \"%s\" (status, "
+		         "sessions, activations, explain, health or ping)", shown);
 		reply_error(cl, msg);
 	}
 }

@@ -235,6 +235,19 @@ def case_ipc_errors(env):
           "unknown event must name the field and value: %r" % r)
     r = c.request({"cmd": "frobnicate"})
     check(r.get("ok") is False and "frobnicate" in r["error"], "unknown command: %r" % r)
+    # Bytes that are not UTF-8 in a request are shown escaped, so the reply stays valid
+    # JSON text (issue 7, item 6): an unknown command and an unknown activation id.
+    for raw, field in ((b'{"cmd":"\xff\xfe\xc3"}\n', "cmd"),
+                       (b'{"cmd":"explain","id":"a-\xe2\x82"}\n', "id")):
+        c.send_raw(raw)
+        line = c.read_line()
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Failure("reply to %r is not UTF-8: %r" % (raw, line))
+        rep = json.loads(text)
+        check(rep.get("ok") is False and ('field "%s"' % field) in rep["error"] and
+              "\\x" in rep["error"], "invalid UTF-8 shown escaped: %r" % rep)
     r = c.request({"type": "fix", "lat": 91.5, "lon": 0, "mode": 3})
     check(r.get("ok") is False and "lat" in r["error"], "bad latitude: %r" % r)
     r = c.request({"type": "restart"})
@@ -254,8 +267,8 @@ def case_ipc_errors(env):
     check(r1.get("pong") and r2.get("ok") is False and r3.get("pong"), "pipelined: %r %r %r" % (r1, r2, r3))
 
     after = counters(env)
-    check(after.get("ipc.malformed", 0) - before.get("ipc.malformed", 0) == 7,
-          "ipc.malformed should have grown by 7: %r -> %r" % (before, after))
+    check(after.get("ipc.malformed", 0) - before.get("ipc.malformed", 0) == 8,
+          "ipc.malformed should have grown by 8: %r -> %r" % (before, after))
     check(after.get("ipc.oversized", 0) - before.get("ipc.oversized", 0) == 1,
           "ipc.oversized should have grown by 1: %r" % after)
     r = c.request({"cmd": "ping"})
