@@ -249,7 +249,9 @@ static int event_reply(void *ctx, const struct engine_state *st, const struct en
 	cJSON *result = NULL;
 	char err[96];
 	const char *error = NULL;
-	if (reject != 0) {
+	if (reject == REJECT_POLICY_MISMATCH) {
+		error = "policy_mismatch";   /* the command error docs/protocol.md names */
+	} else if (reject != 0) {
 		snprintf(err, sizeof(err), "rejected: %s", engine_reject_name((enum engine_reject)reject));
 		error = err;
 	} else {
@@ -316,9 +318,12 @@ static void apply_event(struct sync *s, const struct sync_cmd *cmd, const char *
 		reply_refusal(s, cmd->id, "store_failed");
 		return;
 	}
-	log_info("command %s (%s) %s", cmd->id, sync_cmd_name(cmd->type),
-	         res.accepted ? "applied" : "rejected by the engine");
-	core_count(s->core, res.accepted ? "cmd.applied" : "cmd.rejected", 1);
+	log_info("command %s (%s) %s%s", cmd->id, sync_cmd_name(cmd->type),
+	         res.accepted ? "applied" : "rejected by the engine: ",
+	         res.accepted ? "" : engine_reject_name(res.reject));
+	core_count(s->core, res.accepted                         ? "cmd.applied"
+	                    : res.reject == REJECT_POLICY_MISMATCH ? "cmd.policy_mismatch"
+	                                                          : "cmd.rejected", 1);
 	reply_send(s, e.reply);
 }
 
@@ -455,7 +460,6 @@ void sync__cmd_on_message(struct sync *s, const void *payload, size_t len)
 		decide(s, &cmd, json, NULL, "expired", NULL, 0, "cmd.expired");
 		return;
 	}
-	const struct engine_state *st = core_state(s->core);
 	switch (cmd.type) {
 	case SYNC_CMD_PING: {
 		cJSON *res = cJSON_CreateObject();
@@ -467,16 +471,22 @@ void sync__cmd_on_message(struct sync *s, const void *payload, size_t len)
 			reply_refusal(s, cmd.id, "internal: out of memory");
 			return;
 		}
-		decide(s, &cmd, json, res, NULL, NULL, 0, "cmd.applied");
+		/* A ping changes nothing, so it is answered without a record: recorded, a
+		 * backend's keep-alive pings would push real commands out of the window of the
+		 * last STORE_CMD_KEEP ids, and a redelivered old command would be applied again. */
+		char buf[STORE_CMD_REPLY_MAX + 1];
+		if (reply_print(cmd.id, true, res, NULL, false, buf, sizeof(buf)) != 0) {
+			reply_refusal(s, cmd.id, "internal: reply too large");
+			return;
+		}
+		core_count(s->core, "cmd.applied", 1);
+		reply_send(s, buf);
 		return;
 	}
 	case SYNC_CMD_POLICY_REVOKE:
-		if (st->has_policy && strcmp(st->policy.policy_id, cmd.policy_id) != 0) {
-			log_warnx("command %s: revoke of policy %s refused: policy %s is held", cmd.id,
-			          cmd.policy_id, st->policy.policy_id);
-			decide(s, &cmd, json, NULL, "policy_mismatch", NULL, 0, "cmd.policy_mismatch");
-			return;
-		}
+		/* Whether the revoke names a policy the device may give up (the one held, or the
+		 * one the open session runs under) is the engine's to judge, the same on every
+		 * path (socket, replay, here): a mismatch comes back as its rejection. */
 		apply_event(s, &cmd, json);
 		return;
 	case SYNC_CMD_POLICY_ASSIGN:

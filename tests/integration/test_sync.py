@@ -426,7 +426,9 @@ def journal_cmd_events(env):
     import sqlite3
     db = sqlite3.connect("file:%s/coverd.db?mode=ro" % env.state, uri=True, timeout=30)
     try:
-        return db.execute("SELECT type, json FROM events WHERE source = 'cmd' ORDER BY id").fetchall()
+        # Applied only: a refused command (a policy_mismatch revoke) is journaled as rejected.
+        return db.execute("SELECT type, json FROM events WHERE source = 'cmd'"
+                          " AND status = 'applied' ORDER BY id").fetchall()
     finally:
         db.close()
 
@@ -510,6 +512,35 @@ def case_cmd(env):
     r = reply_of(be, "c-1")
     check(r == dict(r1, duplicate=True), "after restart: %r" % r)
     check(len([e for e in journal_cmd_events(env) if e[0] == "policy"]) == 1, "still applied once")
+    # Pings are answered without a record, so a backend's keep-alive pings cannot push a
+    # real command out of the window of remembered ids (STORE_CMD_KEEP = 1024) and get it
+    # applied again when redelivered (issue 7, item 6).
+    pings = [(t_cmd, json.dumps({"v": 1, "id": "p-%d" % i, "cmd": "ping"})) for i in range(1100)]
+    for k in range(0, len(pings), 100):
+        check(all(c == 0 for c in be.pub_all(pings[k:k + 100])), "publish pings")
+    be.pub(t_cmd, assign)
+    r = reply_of(be, "c-1")
+    check(r == dict(r1, duplicate=True), "after 1100 pings: %r" % r)
+    check(len([e for e in journal_cmd_events(env) if e[0] == "policy"]) == 1,
+          "still applied once after the pings")
+    # A revoke is judged by the engine on every path: the policy of the open session may
+    # be revoked even after another was assigned during it (the engine, not a check of
+    # the held policy only, decides).
+    env.ipc.ask({"type": "app", "event": "online"})
+    env.ipc.ask({"type": "app", "event": "job_accepted"})
+    sess = env.status()["session"]
+    check(sess and env.status()["policy_id"] == "P-9", "a session under P-9: %r" % env.status())
+    be.pub(t_cmd, json.dumps({"v": 1, "id": "c-9", "cmd": "policy_assign", "policy_id": "P-10",
+                              "driver_id": "D-9", "vehicle_id": None}))
+    check(reply_of(be, "c-9")["ok"] is True, "assign mid-session")
+    be.pub(t_cmd, json.dumps({"v": 1, "id": "c-10", "cmd": "policy_revoke", "policy_id": "P-9"}))
+    r = reply_of(be, "c-10")
+    check(r["ok"] is True and r["result"] == {"ended_session": sess},
+          "revoke of the session's policy ends it: %r" % r)
+    be.pub(t_cmd, json.dumps({"v": 1, "id": "c-11", "cmd": "policy_revoke", "policy_id": "P-1"}))
+    r = reply_of(be, "c-11")
+    check(r == {"v": 1, "id": "c-11", "ok": False, "error": "policy_mismatch", "duplicate": False},
+          "a revoke of neither: %r" % r)
     be.close()
 
 
