@@ -1211,6 +1211,15 @@ int store_open(struct store **out, const char *path, enum store_mode mode, char 
 	}
 	sqlite3_extended_result_codes(st->db, 1);
 	sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
+	/* SQLite opens a file it may not write read-only, without an error; every commit
+	 * would then fail while the daemon looked healthy. A writer refuses at once. */
+	if (mode == STORE_RW && sqlite3_db_readonly(st->db, "main") == 1) {
+		set_err(st, "%s: the database file is not writable (read-only file, directory or "
+		        "filesystem, or owned by another user): coverd cannot record cover here",
+		        path);
+		r = -EROFS;
+		goto fail;
+	}
 
 	/* The first read of the header is where a file that is not a database, or one cut
 	 * short (its header promises more pages than the file has), is noticed. */

@@ -18,3 +18,10 @@ endforeach()
 # and a control socket under /tmp; running two at once is safe, yet keep it apart from the
 # other socket-heavy cases to keep CI's two cores calm.
 set_tests_properties(integration.daemon.gpsd PROPERTIES RUN_SERIAL TRUE)
+
+# A database the daemon may not write stops the start, with the reason (issue 7, item 3).
+add_test(NAME integration.daemon.readonly_db
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/readonly_db_test.sh $<TARGET_FILE:coverd>
+    ${PROJECT_SOURCE_DIR}/tests/scenarios/rev2/r2-04-stray-pickup.jsonl
+    ${PROJECT_SOURCE_DIR}/tests/scenarios/test.conf)
+set_tests_properties(integration.daemon.readonly_db PROPERTIES LABELS "integration" TIMEOUT 120)
