@@ -7,7 +7,7 @@ find_package(Python3 COMPONENTS Interpreter)
 
 if(SYNC_MOSQUITTO AND SYNC_OPENSSL AND Python3_Interpreter_FOUND)
   foreach(_case shift mqtt311 replay_restart offline broker_restart cut_publish cut_ack kill9
-          keepalive tls identity cmd bad_input retained_ack bound)
+          keepalive tls identity cmd bad_input retained_ack unsent_ack bound)
     add_test(NAME integration.sync.${_case}
       COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/test_sync.py ${_case}
         --workdir ${CMAKE_CURRENT_BINARY_DIR}/sync-${_case}

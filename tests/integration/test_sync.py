@@ -624,6 +624,28 @@ def case_retained_ack(env):
     be.close()
 
 
+def case_unsent_ack(env):
+    """An ack above the highest record sent marks nothing: with a window of one record
+    and no ingest, four records are written and one is sent; an ack for three is refused
+    (ack.unsent), and the ingest later stores all four once."""
+    shift_env(env, keepalive="5s", inflight=1)
+    env.start_broker()
+    env.start_coverd()
+    env.ipc.ask({"type": "policy", "event": "assign", "policy_id": "P-1", "driver_id": "D-1"})
+    records_by_ipc(env, 2)
+    st = env.wait_status(lambda s: s["outbox_depth"] >= 4 and s["mqtt"]["sent_upto"] >= 1,
+                         "records written, one sent")
+    check(st["mqtt"]["sent_upto"] == 1, "a window of one: %r" % st["mqtt"])
+    be = ingest_client(env)
+    check(be.pub("coverd/v1/%s/ack" % DEVICE, '{"v":1,"upto":3}') == 0, "publish the ack")
+    st = env.wait_status(lambda s: s["counters"].get("ack.unsent") == 1, "the ack refused")
+    check(st["mqtt"]["acked_upto"] == 0, "an ack for unsent records applied: %r" % st["mqtt"])
+    be.close()
+    env.start_ingest()
+    env.wait_drained(min_records=4)
+    env.check_exactly_once()
+
+
 def case_bound(env):
     """At [mqtt] outbox_max_rows undelivered records, stored track detail of the older
     sessions is dropped, billing records are kept, and status and coverctl say so."""
