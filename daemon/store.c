@@ -2408,6 +2408,21 @@ int store_activation_get(struct store *st, const char *id,
 	return r;
 }
 
+/* A journal row from Q_EVENT_GET or Q_EVENTS_BACK (the same columns, in the same order);
+ * strings valid until the statement steps again. */
+static void event_row(sqlite3_stmt *s, struct store_event_row *r)
+{
+	*r = (struct store_event_row){
+		.id = sqlite3_column_int64(s, 0),
+		.t_ms = sqlite3_column_int64(s, 1),
+		.source = col_text(s, 2),
+		.type = col_text(s, 3),
+		.json = col_text(s, 4),
+		.status = col_text(s, 5),
+		.reason = col_text(s, 6),
+	};
+}
+
 int store_event_get(struct store *st, int64_t id,
                     int (*cb)(void *ctx, const struct store_event_row *r), void *ctx)
 {
@@ -2426,15 +2441,8 @@ int store_event_get(struct store *st, int64_t id,
 		sqlite3_reset(s);
 		return r;
 	}
-	struct store_event_row r = {
-		.id = sqlite3_column_int64(s, 0),
-		.t_ms = sqlite3_column_int64(s, 1),
-		.source = col_text(s, 2),
-		.type = col_text(s, 3),
-		.json = col_text(s, 4),
-		.status = col_text(s, 5),
-		.reason = col_text(s, 6),
-	};
+	struct store_event_row r;
+	event_row(s, &r);
 	int ret = cb(ctx, &r);
 	sqlite3_reset(s);
 	return ret;
@@ -2451,15 +2459,8 @@ int store_events_back(struct store *st, int64_t from_id, int64_t to_id, const ch
 	bind_text(s, 3, type);
 	int rc, ret = 0;
 	while (ret == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-		struct store_event_row r = {
-			.id = sqlite3_column_int64(s, 0),
-			.t_ms = sqlite3_column_int64(s, 1),
-			.source = col_text(s, 2),
-			.type = col_text(s, 3),
-			.json = col_text(s, 4),
-			.status = col_text(s, 5),
-			.reason = col_text(s, 6),
-		};
+		struct store_event_row r;
+		event_row(s, &r);
 		ret = cb(ctx, &r);
 	}
 	if (ret == 0 && rc != SQLITE_DONE)
