@@ -1432,21 +1432,27 @@ static int state_save(struct store *st, int n)
 	return run(st, s, "engine_state: save");
 }
 
+/* Steps a statement expected to give at most one row: 0 with the row ready (the caller
+ * resets s when done with it), -ENOENT when there is none, or the failure, s reset. */
+static int step_row(struct store *st, sqlite3_stmt *s, const char *what)
+{
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		return 0;
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? -ENOENT : sql_fail(st, rc, what);
+}
+
 int store_load_state(struct store *st, struct engine_state *out)
 {
 	if (st == NULL || out == NULL)
 		return -EINVAL;
 	sqlite3_stmt *s = stmt(st, Q_STATE_LOAD);
-	int rc = sqlite3_step(s);
-	if (rc == SQLITE_DONE) {
-		sqlite3_reset(s);
-		set_err(st, "%s: engine_state: no state saved yet", st->path);
-		return -ENOENT;
-	}
-	if (rc != SQLITE_ROW) {
-		int code = sql_fail(st, rc, "engine_state: load");
-		sqlite3_reset(s);
-		return code;
+	int rc = step_row(st, s, "engine_state: load");
+	if (rc != 0) {
+		if (rc == -ENOENT)
+			set_err(st, "%s: engine_state: no state saved yet", st->path);
+		return rc;
 	}
 	const char *txt = (const char *)sqlite3_column_blob(s, 0);
 	int n = sqlite3_column_bytes(s, 0);
@@ -2430,16 +2436,11 @@ int store_event_get(struct store *st, int64_t id,
 		return -EINVAL;
 	sqlite3_stmt *s = stmt(st, Q_EVENT_GET);
 	sqlite3_bind_int64(s, 1, id);
-	int rc = sqlite3_step(s);
-	if (rc == SQLITE_DONE) {
-		sqlite3_reset(s);
-		set_err(st, "%s: events: no event %lld", st->path, (long long)id);
-		return -ENOENT;
-	}
-	if (rc != SQLITE_ROW) {
-		int r = sql_fail(st, rc, "events: read");
-		sqlite3_reset(s);
-		return r;
+	int rc = step_row(st, s, "events: read");
+	if (rc != 0) {
+		if (rc == -ENOENT)
+			set_err(st, "%s: events: no event %lld", st->path, (long long)id);
+		return rc;
 	}
 	struct store_event_row r;
 	event_row(s, &r);
@@ -2605,15 +2606,9 @@ int store_command_get(struct store *st, const char *id,
 		return -EINVAL;
 	sqlite3_stmt *s = stmt(st, Q_CMD_GET);
 	bind_text(s, 1, id);
-	int rc = sqlite3_step(s);
-	if (rc == SQLITE_DONE) {
-		sqlite3_reset(s);
-		return -ENOENT;
-	}
-	if (rc != SQLITE_ROW) {
-		int r = sql_fail(st, rc, "commands: read");
-		sqlite3_reset(s);
-		return r;
+	int rc = step_row(st, s, "commands: read");
+	if (rc != 0) {
+		return rc;
 	}
 	struct store_command_row row = {
 		.id = col_text(s, 0),
@@ -2695,15 +2690,9 @@ int store_request_get(struct store *st, const char *id, const char *request, siz
 	bind_text(s, 1, id);
 	sqlite3_bind_int64(s, 2, now_ms > INT64_MIN + STORE_REQ_AGE_MS ? now_ms - STORE_REQ_AGE_MS
 	                                                              : INT64_MIN);
-	int rc = sqlite3_step(s);
-	if (rc == SQLITE_DONE) {
-		sqlite3_reset(s);
-		return -ENOENT;
-	}
-	if (rc != SQLITE_ROW) {
-		int r = sql_fail(st, rc, "requests: read");
-		sqlite3_reset(s);
-		return r;
+	int rc = step_row(st, s, "requests: read");
+	if (rc != 0) {
+		return rc;
 	}
 	const void *h = sqlite3_column_blob(s, 1);
 	struct store_request_row row = {

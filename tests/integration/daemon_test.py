@@ -67,13 +67,7 @@ class Client:
         self.sock.sendall(data)
 
     def read_reply(self):
-        while b"\n" not in self.buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise Failure("daemon closed the connection; partial reply %r" % self.buf[:200])
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\n", 1)
-        return json.loads(line)
+        return json.loads(self.read_line())
 
     def read_line(self):
         """The next reply line, as the bytes the daemon sent (without the newline)."""
